@@ -1,0 +1,76 @@
+"""The `tunewise` command line: a thin click layer over the library.
+
+Each command lives in its own module here and follows one shape: parse flags, build a
+dataclass, call one library function, render.  Command modules import only click at
+module level so that `tunewise advise` starts fast and never imports torch.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from tunewise import __version__
+from tunewise.errors import TunewiseError
+
+
+class UserFacingError(click.ClickException):
+    """One line on stderr, no traceback; exit code from the underlying error."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class TunewiseGroup(click.Group):
+    """A click group that turns our errors into one clear line and an exit code."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except TunewiseError as exc:
+            raise UserFacingError(str(exc), exc.exit_code) from None
+
+
+@click.group(cls=TunewiseGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="tunewise")
+def cli() -> None:
+    """Choose how to specialise an LLM, run it, measure gain and forgetting, report.
+
+    \b
+    Typical journey:
+      tunewise advise --model Qwen/Qwen2.5-7B --data train.jsonl --gpu rtx-4090 --out plan.yaml
+      tunewise run plan.yaml
+      tunewise eval runs/lora --domain held_out.jsonl
+      tunewise report runs/ -o report.html
+    """
+
+
+def _register() -> None:
+    from tunewise.cli import advise, demo, estimate, eval_cmd, report, run
+
+    for module in (advise, estimate, run, eval_cmd, report, demo):
+        cli.add_command(module.command)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code instead of raising SystemExit."""
+    try:
+        cli.main(args=argv, prog_name="tunewise", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""Training settings: one validated dataclass shared by the advisor, plans and runners.
+
+The advisor estimates with it, `plan.yaml` stores it, and each runner translates it into
+upstream objects in exactly one function.  `None` means "use the method's default"
+(resolved by the policy or the runner, and recorded in the run's resolved config).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from tunewise.errors import InputError
+
+OPTIMIZERS = ("adamw", "adamw-8bit", "paged-adamw-8bit", "sgd")
+PRECISIONS = ("bf16", "fp16", "fp32", "amp")
+STRATEGIES = ("ddp", "fsdp", "deepspeed")
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """How to train.  Sizes are per device; the global batch is batch_size*grad_accum*gpus."""
+
+    batch_size: int = 4
+    grad_accum: int = 1
+    seq_len: int = 2048
+    epochs: float = 1.0
+    max_steps: int | None = None  # overrides epochs when set
+    learning_rate: float | None = None  # None: the method's default (see runners)
+    warmup_ratio: float = 0.03
+    lr_scheduler: str = "cosine"
+    weight_decay: float = 0.0
+    lora_rank: int = 16
+    lora_alpha: int | None = None  # None: 2 * lora_rank
+    lora_dropout: float = 0.05
+    lora_targets: str = "all-linear"  # "all-linear" or a comma list such as "q_proj,v_proj"
+    optimizer: str = "adamw"
+    precision: str = "bf16"
+    gradient_checkpointing: bool = True
+    packing: bool = False
+    zero_stage: int = 0  # 0 = plain DDP / single device; 1-3 = ZeRO / FSDP sharding
+    strategy: str = "ddp"
+    cpu_offload: bool = False
+    replay: float = 0.0  # fraction of general data mixed into training
+    num_fewshot: int = 5  # prompt method: demonstrations in the prompt
+    dpo_beta: float = 0.1
+    seed: int = 42
+    logging_steps: int = 5
+    save_steps: int | None = None  # None: save at the end (and on interrupt)
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "grad_accum", "seq_len", "lora_rank", "logging_steps"):
+            if getattr(self, name) <= 0:
+                raise InputError(f"must be positive, got {getattr(self, name)}", field=name)
+        if self.epochs <= 0:
+            raise InputError(f"must be positive, got {self.epochs}", field="epochs")
+        for name in ("max_steps", "save_steps"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise InputError(f"must be positive, got {value}", field=name)
+        if self.learning_rate is not None and not 0 < self.learning_rate < 1:
+            raise InputError(f"must be in (0, 1), got {self.learning_rate}", field="learning_rate")
+        if not 0 <= self.replay < 1:
+            raise InputError(f"must be in [0, 1), got {self.replay}", field="replay")
+        if not 0 <= self.lora_dropout < 1:
+            raise InputError(f"must be in [0, 1), got {self.lora_dropout}", field="lora_dropout")
+        if not 0 <= self.warmup_ratio < 1:
+            raise InputError(f"must be in [0, 1), got {self.warmup_ratio}", field="warmup_ratio")
+        if self.num_fewshot < 0:
+            raise InputError(f"must be >= 0, got {self.num_fewshot}", field="num_fewshot")
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _choice("precision", self.precision, PRECISIONS)
+        _choice("strategy", self.strategy, STRATEGIES)
+        if self.zero_stage not in (0, 1, 2, 3):
+            raise InputError(f"must be 0, 1, 2 or 3, got {self.zero_stage}", field="zero_stage")
+        if not self.lora_targets.strip():
+            raise InputError("must name modules or be 'all-linear'", field="lora_targets")
+
+    @property
+    def resolved_lora_alpha(self) -> int:
+        return self.lora_alpha if self.lora_alpha is not None else 2 * self.lora_rank
+
+    @property
+    def target_modules(self) -> str | list[str]:
+        """'all-linear' or the list of module names, as PEFT's target_modules expects."""
+        if self.lora_targets.strip() == "all-linear":
+            return "all-linear"
+        return [t.strip() for t in self.lora_targets.split(",") if t.strip()]
+
+    def replace(self, **changes) -> TrainSettings:
+        return dataclasses.replace(self, **changes)
+
+
+def _choice(field: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise InputError(f"expected one of {', '.join(allowed)}, got {value!r}", field=field)
