@@ -1,0 +1,260 @@
+"""`advise`: profile the data, estimate every method, let the rules choose, write the plan.
+
+    AdviceRequest --advise()--> Advice --to_dict()--> advice/v1 JSON
+                                       --plan-----> tunewise.plan.Plan (plan.yaml)
+
+Every method (prompt, lora, qlora, full, dpo, rlhf) gets its own derived settings
+(advisor.hyperparams), an estimate (advisor.estimate) and a verdict; advisor.policy picks
+one; advisor.fixes lists the cheapest changes that make a non-fitting pick fit.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from advisor.context import Candidate, Situation, normalise_goal, unsupported_reason
+from advisor.data_profile import DataProfile, problem_line, profile_data
+from advisor.fixes import cheapest_fixes
+from advisor.hyperparams import derive_settings
+from advisor.policy import MANY_EXAMPLES, choose
+from tunewise.errors import InputError
+from tunewise.methods import Method
+from tunewise.plan import DataSpec, HardwareSpec, Plan
+from tunewise.schema import stamp
+
+VERDICTS = ("recommended", "viable", "wrong-data", "too-little-data", "unsupported", "does-not-fit", "over-budget")
+
+
+@dataclass(frozen=True)
+class AdviceRequest:
+    """What the user asked: model, device, data, constraints, and settings they fixed."""
+
+    model: str
+    gpu: str | None = None
+    gpu_mem_gib: float | None = None
+    gpus: int = 1
+    data: str | None = None
+    eval_data: str | None = None
+    examples: int | None = None  # without --data: plan for this many examples
+    tokens_per_example: float | None = None  # without --data
+    budget_usd: float | None = None
+    tasks: int = 1
+    goal: str | None = None  # knowledge | style | preference (aliases: skill, format, safety)
+    preserve_general: bool = False
+    method: Method | None = None  # force a method
+    overrides: dict[str, Any] = field(default_factory=dict)  # TrainSettings fields set by the user
+    price_usd_per_hour: float | None = None
+    hardware_file: str | None = None
+    tokenizer: str | None = None  # a tokenizer.json; default: found next to a local model
+
+    def __post_init__(self) -> None:
+        for name in ("gpus", "tasks", "examples"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise InputError(f"must be positive, got {value}", field=name)
+        for name in ("budget_usd", "gpu_mem_gib", "tokens_per_example", "price_usd_per_hour"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise InputError(f"must be positive, got {value}", field=name)
+        if self.eval_data and not self.data:
+            raise InputError("--eval-data needs --data (the overlap is train vs eval)", field="eval_data")
+        normalise_goal(self.goal)
+
+
+@dataclass
+class Advice:
+    method: Method
+    rule: str
+    reasons: list[str]
+    notes: list[str]
+    candidates: dict[Method, Candidate]
+    fixes: dict[Method, list[dict[str, Any]]]
+    profile: DataProfile | None
+    model: dict[str, Any]
+    hardware: dict[str, Any]
+    plan: Plan
+    plan_path: str | None = None
+
+    @property
+    def chosen(self) -> Candidate:
+        return self.candidates[self.method]
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return {d.field: d.value for d in self.chosen.derivations}
+
+    def write_plan(self, path: str | Path) -> Path:
+        """Write plan.yaml atomically; data paths are stored relative to the plan's folder."""
+        path = Path(path)
+        data = self.plan.data
+        rel = {k: _relative(v, path.parent) for k, v in (("train", data.train), ("eval", data.eval))}
+        from dataclasses import replace
+
+        written = replace(self.plan, data=replace(data, **rel)).write(path)
+        self.plan_path = str(path)
+        return written
+
+    def to_dict(self) -> dict[str, Any]:
+        candidates = []
+        for cand in self.candidates.values():
+            candidates.append({**cand.estimate, "verdict": cand.verdict, "verdict_reason": cand.verdict_reason,
+                               "derivations": [d.to_dict() for d in cand.derivations]})
+        return stamp("advice", {
+            "model": self.model, "hardware": self.hardware,
+            "recommendation": {
+                "method": self.method.value, "rule": self.rule, "reasons": self.reasons, "notes": self.notes,
+                "hyperparameters": self.hyperparameters(),
+                "derivations": [d.to_dict() for d in self.chosen.derivations],
+                "fixes": self.fixes.get(self.method, []),
+            },
+            "candidates": candidates,
+            "fixes": {m.value: f for m, f in self.fixes.items()},
+            "data": self.profile.to_dict() if self.profile else None,
+            "plan": self.plan_path,
+        })
+
+
+def advise(request: AdviceRequest) -> Advice:
+    """Answer one request; raises InputError for bad input (unknown model/GPU, bad data)."""
+    from advisor.hardware import resolve_hardware
+    from advisor.models import resolve_model
+
+    spec = resolve_model(request.model)
+    hw = resolve_hardware(request.gpu, request.gpu_mem_gib, catalog_path=request.hardware_file)
+    profile = _profile(request)
+    s = _situation(request, spec, hw, profile)
+    for method in Method:
+        settings, derivations = derive_settings(s, method)
+        s.candidates[method] = Candidate(method, settings, s.gpus, s.estimate(method, settings, s.gpus, None),
+                                         derivations)
+    choice = choose(s)
+    for method, cand in s.candidates.items():
+        cand.verdict, cand.verdict_reason = _verdict(s, cand, method is choice.method)
+    fixes = _fixes(s, choice.method, spec)
+    chosen = s.candidates[choice.method]
+    plan = Plan(
+        method=choice.method, model=request.model,
+        data=DataSpec(train=request.data, eval=request.eval_data, format=profile.format if profile else None),
+        settings=chosen.settings, hardware=HardwareSpec(hw.name, s.gpus, hw.memory_gib),
+        estimate=chosen.estimate, reasons=choice.reasons + choice.notes,
+    )
+    hardware = {"name": hw.name, "count": s.gpus, "memory_gib": hw.memory_gib, "kind": hw.kind}
+    return Advice(choice.method, choice.rule, choice.reasons, choice.notes, s.candidates, fixes, profile,
+                  spec.summary(), hardware, plan)
+
+
+def _profile(request: AdviceRequest) -> DataProfile | None:
+    if not request.data:
+        return None
+    tokenizer = request.tokenizer or find_tokenizer(request.model)
+    profile = profile_data(request.data, eval_path=request.eval_data, tokenizer_path=tokenizer)
+    if profile.problems:
+        # `run` reads data strictly, so a plan over a file with bad rows would fail later.
+        first, more = profile.problems[0], len(profile.problems) - 1
+        extra = f" (and {more} more bad row(s): lines {', '.join(str(p.line) for p in profile.problems[1:6])}" \
+                f"{'...' if more > 5 else ''})" if more else ""
+        raise InputError(f"{problem_line(request.data, first)}{extra}")
+    if profile.rows == 0:
+        raise InputError("no valid examples", path=request.data)
+    needs_pairs = request.method in (Method.DPO, Method.RLHF)
+    if needs_pairs and profile.format != "preference":
+        raise InputError(f"--method {request.method.value} needs prompt/chosen/rejected pairs; "
+                         f"this file is {profile.format}", path=request.data, field="chosen")
+    return profile
+
+
+def _situation(request: AdviceRequest, spec: Any, hw: Any, profile: DataProfile | None) -> Situation:
+    def estimate(method: Method, settings: Any, gpus: int, other_spec: Any) -> dict[str, Any]:
+        from advisor.estimate import estimate as run_estimate
+
+        examples, avg = request.examples, request.tokens_per_example
+        if profile is not None:
+            examples, avg = profile.rows, profile.mean_tokens(settings.seq_len)
+        if examples is not None and method.trains and settings.replay:
+            examples = math.ceil(examples / (1 - settings.replay))  # replayed general rows are trained on too
+        return run_estimate(other_spec or spec, method, hw, settings, gpus=gpus, examples=examples,
+                            avg_tokens_per_example=avg, price_usd_per_hour=request.price_usd_per_hour).to_dict()
+
+    s = Situation(
+        model=spec.name, params=spec.params, max_position=spec.max_position, hardware=hw.name,
+        memory_gib=hw.memory_gib, gpus=request.gpus, bf16=bool(getattr(hw, "bf16", True)),
+        device_kind=hw.kind, estimate=estimate, goal=normalise_goal(request.goal), tasks=request.tasks,
+        budget_usd=request.budget_usd, preserve_general=request.preserve_general, forced=request.method,
+        overrides=dict(request.overrides), examples=request.examples,
+    )
+    if profile is not None:
+        s.examples, s.format = profile.examples, profile.format
+        s.data_verdicts, s.lengths = profile.verdicts, profile.lengths
+        if profile.tokens is not None:
+            s.lengths_p95, s.lengths_max = profile.tokens.p95, profile.tokens.max
+    elif request.tokens_per_example:
+        s.lengths_p95 = s.lengths_max = math.ceil(request.tokens_per_example)
+    return s
+
+
+def _verdict(s: Situation, cand: Candidate, chosen: bool) -> tuple[str, str]:
+    """The first verdict that applies (VERDICTS order after 'recommended'), with its reason."""
+    data = s.data_verdicts.get(cand.method)
+    problems = [
+        (not cand.supported, "unsupported", unsupported_reason(cand.estimate)),
+        (not cand.fits, "does-not-fit", s.why_not(cand.method)),
+        (not s.within_budget(cand.method), "over-budget", s.why_not(cand.method)),
+        (data is not None and data.verdict == "wrong-format", "wrong-data", data.reason if data else ""),
+        (data is not None and data.verdict == "insufficient", "too-little-data", data.reason if data else ""),
+    ]
+    if chosen:
+        issues = "; ".join(reason for bad, _, reason in problems if bad)
+        return "recommended", issues or "chosen by the policy; see the reasons"
+    for bad, verdict, reason in problems:
+        if bad:
+            return verdict, reason
+    return "viable", data.reason if data else "fits and is within the budget"
+
+
+def _fixes(s: Situation, chosen: Method, spec: Any) -> dict[Method, list[dict[str, Any]]]:
+    """Fixes for the pick if it does not fit, and for full FT when the data asked for it."""
+    wanted = [chosen]
+    if chosen is not Method.FULL and (s.examples or 0) > MANY_EXAMPLES and s.goal != "style" \
+            and s.forced is None and s.format != "preference":
+        wanted.append(Method.FULL)
+    if not any(not s.candidates[m].fits for m in wanted):
+        return {}
+    s.smaller_models = _smaller_models(spec)
+    return {m: cheapest_fixes(s, s.candidates[m]) for m in wanted if not s.candidates[m].fits}
+
+
+def _smaller_models(spec: Any) -> list[tuple[str, Any]]:
+    """Catalog models smaller than `spec`: same family first, then the rest, largest first."""
+    from advisor.models import catalog_ids, resolve_model
+
+    others = [resolve_model(name) for name in catalog_ids()]
+    smaller = [o for o in others if o.params < spec.params and o.name != spec.name]
+    smaller.sort(key=lambda o: (o.family != spec.family, -o.params))
+    return [(o.name, o) for o in smaller]
+
+
+def find_tokenizer(model: str) -> str | None:
+    """The model's tokenizer.json if it is on disk: a model folder, or the local HF cache."""
+    path = Path(model).expanduser()
+    if path.exists():
+        folder = path if path.is_dir() else path.parent
+        candidate = folder / "tokenizer.json"
+        return str(candidate) if candidate.is_file() else None
+    hub = os.environ.get("HF_HUB_CACHE") or os.path.join(
+        os.environ.get("HF_HOME", os.path.join(os.path.expanduser("~"), ".cache", "huggingface")), "hub")
+    snapshots = Path(hub) / f"models--{model.replace('/', '--')}" / "snapshots"
+    found = sorted(snapshots.glob("*/tokenizer.json"), key=lambda p: p.stat().st_mtime, reverse=True) \
+        if snapshots.is_dir() else []
+    return str(found[0]) if found else None
+
+
+def _relative(value: str | None, base: Path) -> str | None:
+    if not value:
+        return value
+    try:
+        return os.path.relpath(Path(value).resolve(), base.resolve())
+    except ValueError:  # another drive on Windows
+        return str(Path(value).resolve())

@@ -1,0 +1,175 @@
+"""When a method does not fit: the cheapest changes that make it fit, re-estimated.
+
+Every change below is applied to the candidate and the estimator is run again; only
+changes whose new estimate fits are offered.  "Cheapest" means least given up, in this
+order (CHANGES is ordered by it): compute first (recompute, smaller micro-batch), then
+optimizer precision, then data (truncation), then the method, then money (more GPUs),
+and last the model itself.  Each fix also shows its time and cost.
+
+If no single change fits, the memory-saving changes are stacked in the same order until
+the estimate fits, and the stack is offered as one fix.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from advisor.context import Candidate, Situation
+from tunewise.methods import Method
+from tunewise.settings import TrainSettings
+
+MIN_SEQ = 256
+GPU_COUNTS = (2, 4, 8, 16)
+
+
+@dataclass
+class Trial:
+    """A changed candidate: what to run instead, and its estimate once run."""
+
+    change: str
+    method: Method
+    settings: TrainSettings
+    gpus: int
+    model: str | None = None  # None: the requested model
+    spec: Any = None
+    estimate: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def fits(self) -> bool:
+        return bool(self.estimate.get("fits")) and bool(self.estimate.get("supported", True))
+
+    def to_dict(self, base: Candidate) -> dict[str, Any]:
+        changed = {k: v for k, v in self.settings.__dict__.items() if getattr(base.settings, k) != v}
+        est = self.estimate
+        return {"change": self.change, "method": self.method.value, "gpus": self.gpus,
+                "model": self.model, "settings": changed, "fits": self.fits,
+                "total_gib": est["memory_gib"]["total"], "time_hours": est.get("time_hours"),
+                "cost_usd": est.get("cost_usd")}
+
+
+def _run(s: Situation, trial: Trial) -> Trial:
+    trial.estimate = s.estimate(trial.method, trial.settings, trial.gpus, trial.spec)
+    return trial
+
+
+def _checkpointing(s: Situation, c: Candidate, st: TrainSettings, gpus: int) -> Trial | None:
+    if st.gradient_checkpointing:
+        return None
+    return Trial("gradient checkpointing on (+~33% compute)", c.method, st.replace(gradient_checkpointing=True), gpus)
+
+
+def _micro_batch(s: Situation, c: Candidate, st: TrainSettings, gpus: int) -> Trial | None:
+    if st.batch_size == 1:
+        return None
+    accum = st.grad_accum * st.batch_size  # keep the global batch
+    return Trial(f"micro-batch 1 with grad accumulation {accum} (same global batch, slower)",
+                 c.method, st.replace(batch_size=1, grad_accum=accum), gpus)
+
+
+def _optimizer(name: str, label: str) -> Callable[..., Trial | None]:
+    def change(s: Situation, c: Candidate, st: TrainSettings, gpus: int) -> Trial | None:
+        if not c.method.trains or st.optimizer == name or st.optimizer == "paged-adamw-8bit":
+            return None
+        return Trial(label, c.method, st.replace(optimizer=name), gpus)
+    return change
+
+
+def _shorter(s: Situation, c: Candidate, st: TrainSettings, gpus: int) -> Trial | None:
+    """The longest halving of seq_len (>= MIN_SEQ) that fits."""
+    seq = st.seq_len // 2
+    while seq >= MIN_SEQ:
+        trial = _run(s, Trial("", c.method, st.replace(seq_len=seq), gpus))
+        if trial.fits:
+            cut = s.truncated(seq)
+            trial.change = f"shorter sequences: seq_len {st.seq_len} -> {seq}" + (
+                f" ({cut:.0%} of examples truncated)" if s.lengths else "")
+            return trial
+        seq //= 2
+    return None
+
+
+def _switch(target: Method, why: str) -> Callable[..., Trial | None]:
+    def change(s: Situation, c: Candidate, st: TrainSettings, gpus: int) -> Trial | None:
+        ok_from = {Method.QLORA: (Method.LORA, Method.FULL), Method.LORA: (Method.FULL,)}
+        other = s.candidates.get(target)
+        if c.method not in ok_from[target] or other is None:
+            return None
+        return Trial(f"switch to {target.value} ({why})", target, other.settings, other.gpus)
+    return change
+
+
+def _more_gpus(s: Situation, c: Candidate, st: TrainSettings, gpus: int) -> Trial | None:
+    """The fewest GPUs (of GPU_COUNTS, more than now) that fit with ZeRO-3 / FSDP sharding."""
+    if s.device_kind != "gpu" or not c.method.trains:
+        return None
+    for n in (g for g in GPU_COUNTS if g > gpus):
+        accum = max(1, math.ceil(st.grad_accum * gpus / n))
+        trial = _run(s, Trial("", c.method, st.replace(zero_stage=3, strategy="fsdp", grad_accum=accum), n))
+        if trial.fits:
+            trial.change = f"{n} x {s.hardware} with ZeRO-3 / FSDP sharding"
+            return trial
+    return None
+
+
+def _smaller_model(s: Situation, c: Candidate, st: TrainSettings, gpus: int) -> Trial | None:
+    """The largest smaller catalog model (same family first) that fits."""
+    for name, spec in s.smaller_models:
+        trial = _run(s, Trial("", c.method, st, gpus, model=name, spec=spec))
+        if trial.fits:
+            trial.change = f"a smaller model: {name} ({getattr(spec, 'params', 0) / 1e9:.1f}B parameters)"
+            return trial
+    return None
+
+
+# Ordered cheapest first.  `stack` marks the memory-saving settings changes that are
+# combined when no single change is enough.
+CHANGES: tuple[tuple[str, Callable[..., Trial | None], bool], ...] = (
+    ("checkpointing", _checkpointing, True),
+    ("micro-batch", _micro_batch, True),
+    ("8bit-optimizer", _optimizer("adamw-8bit", "8-bit AdamW (bitsandbytes): optimizer states 8 -> 2 bytes/parameter"), True),
+    ("paged-optimizer", _optimizer("paged-adamw-8bit", "paged 8-bit AdamW: 8-bit states, spikes paged to CPU"), True),
+    ("shorter-sequences", _shorter, False),
+    ("qlora", _switch(Method.QLORA, "4-bit NF4 base; adapters train in 16-bit"), False),
+    ("lora", _switch(Method.LORA, "train adapters only; full FT's gradients and optimizer states go away"), False),
+    ("more-gpus", _more_gpus, False),
+    ("smaller-model", _smaller_model, False),
+)
+
+
+def cheapest_fixes(s: Situation, c: Candidate) -> list[dict[str, Any]]:
+    """Fits-making changes for candidate `c`, cheapest first (empty if it already fits)."""
+    if c.fits:
+        return []
+    fixes = []
+    for _, change, _ in CHANGES:
+        trial = change(s, c, c.settings, c.gpus)
+        if trial is None:
+            continue
+        if not trial.estimate:
+            _run(s, trial)
+        if trial.fits:
+            fixes.append(trial.to_dict(c))
+    if fixes:
+        return fixes
+    stacked = _stack(s, c)
+    return [stacked.to_dict(c)] if stacked is not None else []
+
+
+def _stack(s: Situation, c: Candidate) -> Trial | None:
+    """Combine the stackable changes, then shorter sequences, more GPUs, a smaller model."""
+    st, labels = c.settings, []
+    for _, change, stack in CHANGES:
+        if not stack:
+            continue
+        trial = change(s, c, st, c.gpus)
+        if trial is not None:
+            st, labels = trial.settings, labels + [trial.change]
+    for final in (_shorter, _more_gpus, _smaller_model):
+        trial = final(s, c, st, c.gpus)
+        if trial is not None and trial.fits:
+            trial.change = " + ".join(labels + [trial.change])
+            return trial
+    return None

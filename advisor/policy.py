@@ -1,0 +1,163 @@
+"""Which method: an ordered list of small rules, the first whose predicate holds wins.
+
+Baseline (issue 2, the field's established guidance), refined by the goal:
+  fewer than ~100 examples            -> prompt (few-shot)
+  ~100-10,000 examples                -> LoRA; QLoRA when memory or budget is tight
+  > 10,000 with the memory and budget -> full fine-tuning (not for a style/format goal:
+                                         adapters suffice there and forget less)
+  preference pairs                    -> DPO (RLHF only when asked, with its trade-offs)
+  many tasks switched often (--tasks) -> one base plus a LoRA adapter per task
+Each rule gives its reason; `choose` returns the method, the rule and the reasons, plus
+notes (forgetting, goal/data mismatches) that do not change the choice.
+
+Evidence for the notes: Biderman et al. 2024 (full FT learns more and forgets more than
+LoRA; reference/eval_notes.md sec. 2.1), replay and LR (sec. 2.3-2.4).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from advisor.context import Situation
+from tunewise.methods import Method
+
+FEW_EXAMPLES = 100
+MANY_EXAMPLES = 10_000
+MANY_TASKS = 2
+
+RLHF_TRADE_OFFS = (
+    "RLHF vs DPO: three stages (SFT, reward model, PPO) instead of one; policy, value, "
+    "reward and reference models in memory at once (~4 models vs 2); every step generates "
+    "samples, so it is several times slower; and PPO is sensitive to its settings (less stable)"
+)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A predicate, the method it picks, and why (a function of the situation)."""
+
+    name: str
+    when: Callable[[Situation], bool]
+    pick: Callable[[Situation], Method]
+    reason: Callable[[Situation], str]
+
+
+def _n(s: Situation) -> int:
+    return s.examples if s.examples is not None else 0
+
+
+def _adapter(s: Situation) -> Method:
+    """LoRA if it fits the memory and budget, else QLoRA if that does, else LoRA anyway."""
+    if s.ok(Method.LORA):
+        return Method.LORA
+    return Method.QLORA if s.ok(Method.QLORA) else Method.LORA
+
+
+def _size(method: Method, s: Situation) -> str:
+    c = s.candidates[method]
+    cost = f", ${c.cost_usd:,.2f}" if c.cost_usd is not None else ""
+    return f"{c.total_gib:.1f} GiB{cost}"
+
+
+def _lora_vs_qlora(s: Situation) -> str:
+    lora, qlora = s.candidates[Method.LORA], s.candidates[Method.QLORA]
+    if not s.ok(Method.QLORA):
+        return f"LoRA fits ({_size(Method.LORA, s)}); {s.why_not(Method.QLORA)}"
+    slower = ""
+    if lora.time_hours and qlora.time_hours:
+        slower = f", {qlora.time_hours / lora.time_hours:.1f}x the time of LoRA (4-bit dequantisation)"
+    return (f"LoRA fits ({_size(Method.LORA, s)} of {s.memory_gib:g}) and keeps the base in 16-bit; "
+            f"QLoRA would need {_size(Method.QLORA, s)}{slower}")
+
+
+def _data_size(s: Situation) -> str:
+    if s.examples is None:
+        return "no data given"
+    return f"{s.examples:,} examples"
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("asked-rlhf", lambda s: s.forced is Method.RLHF, lambda s: Method.RLHF,
+         lambda s: "you asked for RLHF (--method rlhf). " + RLHF_TRADE_OFFS),
+    Rule("asked", lambda s: s.forced is not None, lambda s: s.forced,
+         lambda s: f"you asked for {s.forced.value} (--method)"),
+    Rule("preference-pairs", lambda s: s.format == "preference", lambda s: Method.DPO,
+         lambda s: "the data are preference pairs (prompt/chosen/rejected): DPO learns from them directly "
+         "in one stage, with no reward model and no sampling. RLHF only when asked (--method rlhf): "
+         + RLHF_TRADE_OFFS),
+    Rule("few-examples", lambda s: s.examples is not None and s.examples < FEW_EXAMPLES, lambda s: Method.PROMPT,
+         lambda s: f"{_data_size(s)} (< ~{FEW_EXAMPLES}): too few to train without overfitting; "
+         "use them as few-shot demonstrations in the prompt"),
+    Rule("many-tasks", lambda s: s.tasks >= MANY_TASKS, _adapter,
+         lambda s: f"{s.tasks} tasks switched often: one base model plus a small adapter per task "
+         f"(MBs each, hot-swapped) instead of {s.tasks} full copies of a {s.params / 1e9:.1f}B model; "
+         + (_lora_vs_qlora(s) if s.ok(Method.LORA) else s.why_not(Method.LORA))),
+    Rule("large-data-full",
+         lambda s: _n(s) > MANY_EXAMPLES and s.goal != "style" and s.ok(Method.FULL), lambda s: Method.FULL,
+         lambda s: f"{_data_size(s)} (> {MANY_EXAMPLES:,}) and full fine-tuning fits "
+         f"({_size(Method.FULL, s)}{_budget_note(s)}): updating every weight learns the most from large data"),
+    Rule("lora-fits", lambda s: s.ok(Method.LORA), lambda s: Method.LORA,
+         lambda s: f"{_data_size(s)}: {_why_adapter(s)}; {_lora_vs_qlora(s)}"),
+    Rule("qlora-when-tight", lambda s: s.ok(Method.QLORA), lambda s: Method.QLORA,
+         lambda s: f"{_data_size(s)}: {_why_adapter(s)}; {s.why_not(Method.LORA)}, "
+         f"QLoRA fits ({_size(Method.QLORA, s)}): 4-bit NF4 base, adapters in 16-bit"),
+    Rule("nothing-fits", lambda s: True,
+         lambda s: Method.FULL if _n(s) > MANY_EXAMPLES and s.goal != "style" else Method.LORA,
+         lambda s: f"{_data_size(s)}, but no training method fits {s.gpus} x {s.hardware} "
+         f"({s.memory_gib:g} GiB) or the budget as planned; the changes below make it fit"),
+)
+
+
+def _budget_note(s: Situation) -> str:
+    return f", within the ${s.budget_usd:,.2f} budget" if s.budget_usd is not None else ""
+
+
+def _why_adapter(s: Situation) -> str:
+    if s.examples is not None and s.examples > MANY_EXAMPLES:
+        if s.goal == "style":
+            return "a style/format goal is a small change that adapters learn well, and LoRA forgets less"
+        return f"full fine-tuning would suit this much data but {s.why_not(Method.FULL)}"
+    return f"in the ~{FEW_EXAMPLES}-{MANY_EXAMPLES:,} range adapters learn the task and forget less than full FT"
+
+
+@dataclass(frozen=True)
+class Choice:
+    method: Method
+    rule: str
+    reasons: list[str]
+    notes: list[str]  # warnings and proposals that do not change the method
+
+
+def choose(s: Situation) -> Choice:
+    """The first rule that holds picks the method; notes are added for every pick."""
+    for rule in RULES:
+        if rule.when(s):
+            method = rule.pick(s)
+            return Choice(method, rule.name, [f"[{rule.name}] {rule.reason(s)}"], notes(s, method))
+    raise AssertionError("the last rule always holds")  # pragma: no cover
+
+
+def notes(s: Situation, method: Method) -> list[str]:
+    """Forgetting warnings, goal/data mismatches, and other things to know about the pick."""
+    out = []
+    if method is Method.FULL and not s.preserve_general:
+        out.append("forgetting: full fine-tuning on one narrow dataset degrades general skills more than "
+                   "LoRA (Biderman et al. 2024: LoRA learns less and forgets less). Add --preserve-general "
+                   "to replay ~5% general data and halve the learning rate, and check with `tunewise eval`")
+    elif method.trains and s.preserve_general:
+        out.append("--preserve-general: replay of general data and a lower learning rate are in the settings; "
+                   "`tunewise eval --retention` measures what was kept")
+    if s.goal == "preference" and s.format not in (None, "preference"):
+        out.append(f"goal 'preference' needs prompt/chosen/rejected pairs for DPO; this data is {s.format}, "
+                   "so the plan is supervised fine-tuning")
+    if s.goal == "knowledge" and method in (Method.LORA, Method.QLORA) and _n(s) > MANY_EXAMPLES:
+        out.append("knowledge goal on adapters: LoRA learns less new content than full fine-tuning; "
+                   "a higher rank helps (set in the settings below)")
+    if method is Method.PROMPT and s.goal == "knowledge":
+        out.append("for facts that change or do not fit in a prompt, retrieval usually beats both "
+                   "few-shot prompting and fine-tuning")
+    verdict = s.data_verdicts.get(method)
+    if verdict is not None and verdict.verdict in ("insufficient", "marginal", "wrong-format"):
+        out.append(f"data for {method.value}: {verdict.verdict} -- {verdict.reason}")
+    return out
