@@ -20,7 +20,7 @@ from advisor.context import Candidate, Situation, normalise_goal, unsupported_re
 from advisor.data_profile import DataProfile, problem_line, profile_data
 from advisor.fixes import cheapest_fixes
 from advisor.hyperparams import derive_settings
-from advisor.policy import MANY_EXAMPLES, choose
+from advisor.policy import MANY_EXAMPLES, Choice, choose
 from tunewise.errors import InputError
 from tunewise.methods import Method
 from tunewise.plan import DataSpec, HardwareSpec, Plan
@@ -126,13 +126,7 @@ def advise(request: AdviceRequest) -> Advice:
     hw = resolve_hardware(request.gpu, request.gpu_mem_gib, catalog_path=request.hardware_file)
     profile = _profile(request)
     s = _situation(request, spec, hw, profile)
-    for method in Method:
-        settings, derivations = derive_settings(s, method)
-        s.candidates[method] = Candidate(method, settings, s.gpus, s.estimate(method, settings, s.gpus, None),
-                                         derivations)
-    choice = choose(s)
-    for method, cand in s.candidates.items():
-        cand.verdict, cand.verdict_reason = _verdict(s, cand, method is choice.method)
+    choice = decide(s)
     fixes = _fixes(s, choice.method, spec)
     chosen = s.candidates[choice.method]
     plan = Plan(
@@ -144,6 +138,18 @@ def advise(request: AdviceRequest) -> Advice:
     hardware = {"name": hw.name, "count": s.gpus, "memory_gib": hw.memory_gib, "kind": hw.kind}
     return Advice(choice.method, choice.rule, choice.reasons, choice.notes, s.candidates, fixes, profile,
                   spec.summary(), hardware, plan)
+
+
+def decide(s: Situation) -> Choice:
+    """Derive settings and an estimate for every method, choose one, give each a verdict."""
+    for method in Method:
+        settings, derivations = derive_settings(s, method)
+        estimate = s.estimate(method, settings, s.gpus, None)
+        s.candidates[method] = Candidate(method, settings, s.gpus, estimate, derivations)
+    choice = choose(s)
+    for method, cand in s.candidates.items():
+        cand.verdict, cand.verdict_reason = _verdict(s, cand, method is choice.method)
+    return choice
 
 
 def _profile(request: AdviceRequest) -> DataProfile | None:

@@ -6,8 +6,8 @@ order (CHANGES is ordered by it): compute first (recompute, smaller micro-batch)
 optimizer precision, then data (truncation), then the method, then money (more GPUs),
 and last the model itself.  Each fix also shows its time and cost.
 
-If no single change fits, the memory-saving changes are stacked in the same order until
-the estimate fits, and the stack is offered as one fix.
+If no single change fits, the memory-saving changes that lower the estimate are stacked
+in the same order until it fits, and the stack is offered as one fix.
 """
 
 from __future__ import annotations
@@ -159,14 +159,17 @@ def cheapest_fixes(s: Situation, c: Candidate) -> list[dict[str, Any]]:
 
 
 def _stack(s: Situation, c: Candidate) -> Trial | None:
-    """Combine the stackable changes, then shorter sequences, more GPUs, a smaller model."""
-    st, labels = c.settings, []
+    """Stack the stackable changes that lower the estimate, in order, stopping once it fits;
+    if they are not enough, add shorter sequences, then more GPUs, then a smaller model."""
+    st, labels, total = c.settings, [], c.total_gib
     for _, change, stack in CHANGES:
-        if not stack:
+        trial = change(s, c, st, c.gpus) if stack else None
+        if trial is None or _run(s, trial).estimate["memory_gib"]["total"] >= total:
             continue
-        trial = change(s, c, st, c.gpus)
-        if trial is not None:
-            st, labels = trial.settings, labels + [trial.change]
+        st, labels, total = trial.settings, labels + [trial.change], trial.estimate["memory_gib"]["total"]
+        if trial.fits:
+            trial.change = " + ".join(labels)
+            return trial
     for final in (_shorter, _more_gpus, _smaller_model):
         trial = final(s, c, st, c.gpus)
         if trial is not None and trial.fits:

@@ -1,9 +1,85 @@
-"""`tunewise advise`."""
+"""`tunewise advise`: which method, why, and what every method would cost."""
+
+from __future__ import annotations
+
+import json
 
 import click
 
+GOAL_CHOICES = ("knowledge", "style", "preference", "skill", "format", "safety")
+METHOD_CHOICES = ("prompt", "lora", "qlora", "full", "dpo", "rlhf")
+OPTIMIZERS = ("adamw", "adamw-8bit", "paged-adamw-8bit", "sgd")
+PRECISIONS = ("bf16", "fp16", "fp32", "amp")
+
+# flag -> TrainSettings field, for the training settings a user may fix (the rest are derived)
+OVERRIDES = {
+    "batch_size": "batch_size", "grad_accum": "grad_accum", "seq_len": "seq_len", "epochs": "epochs",
+    "learning_rate": "learning_rate", "lora_rank": "lora_rank", "lora_targets": "lora_targets",
+    "optimizer": "optimizer", "precision": "precision", "gradient_checkpointing": "gradient_checkpointing",
+    "zero_stage": "zero_stage", "num_fewshot": "num_fewshot",
+}
+
 
 @click.command("advise")
-def command() -> None:
-    """(in progress)"""
-    raise click.ClickException("tunewise advise is not implemented yet")
+@click.option("--model", required=True, help="Hub id from the catalog, a config.json, or a local model folder.")
+@click.option("--gpu", help="Device name from the hardware catalog (e.g. rtx-4090, a100-80gb, cpu).")
+@click.option("--gpu-mem-gib", type=float, help="Memory per device in GiB (required for a device not in the catalog).")
+@click.option("--gpus", type=int, default=1, show_default=True, help="Number of devices.")
+@click.option("--hardware-file", type=click.Path(dir_okay=False), help="YAML with extra devices or prices.")
+@click.option("--price", "price", type=float, help="Override $ per device-hour.")
+@click.option("--data", type=click.Path(dir_okay=False), help="Training data (JSONL, JSON, CSV, Parquet).")
+@click.option("--eval-data", type=click.Path(dir_okay=False), help="Held-out data (checked for overlap with --data).")
+@click.option("--examples", type=int, help="Without --data: plan for this many examples.")
+@click.option("--tokens-per-example", type=float, help="Without --data: average tokens per example.")
+@click.option("--tokenizer", type=click.Path(dir_okay=False), help="tokenizer.json for exact token counts "
+              "(default: the model's own when it is on disk).")
+@click.option("--budget-usd", type=float, help="Most you want to spend on training.")
+@click.option("--tasks", type=int, default=1, show_default=True, help="How many tasks/adapters you serve and switch between.")
+@click.option("--goal", type=click.Choice(GOAL_CHOICES, case_sensitive=False),
+              help="knowledge (new facts/skills), style (tone/format), preference (preferences/safety).")
+@click.option("--preserve-general", is_flag=True, help="Keep general skills: replay general data, lower LR.")
+@click.option("--method", type=click.Choice(METHOD_CHOICES, case_sensitive=False), help="Force a method.")
+@click.option("--batch-size", type=int, help="Micro-batch per device (default: largest that fits).")
+@click.option("--grad-accum", type=int, help="Gradient accumulation steps.")
+@click.option("--seq-len", type=int, help="Sequence length (default: the data's p95).")
+@click.option("--epochs", type=float, help="Passes over the data.")
+@click.option("--learning-rate", type=float, help="Peak learning rate.")
+@click.option("--lora-rank", type=int, help="LoRA rank r.")
+@click.option("--lora-targets", help="q_proj,v_proj | all-linear | a comma list.")
+@click.option("--optimizer", type=click.Choice(OPTIMIZERS), help="Optimizer.")
+@click.option("--precision", type=click.Choice(PRECISIONS), help="Training precision.")
+@click.option("--gradient-checkpointing/--no-gradient-checkpointing", default=None, help="Recompute activations.")
+@click.option("--zero-stage", type=click.IntRange(0, 3), help="ZeRO / FSDP sharding stage over --gpus.")
+@click.option("--num-fewshot", type=int, help="Prompt method: demonstrations in the prompt.")
+@click.option("--json", "as_json", is_flag=True, help="Print the advice/v1 JSON.")
+@click.option("--out", type=click.Path(dir_okay=False), help="Write the plan here (plan.yaml) for `tunewise run`.")
+def command(**opts) -> None:
+    """Recommend prompt, LoRA, QLoRA, full fine-tuning, DPO or RLHF, with numbers for each.
+
+    \b
+    Example:
+      tunewise advise --model meta-llama/Llama-3.1-8B --data train.jsonl --gpu rtx-4090 --out plan.yaml
+      tunewise advise --model Qwen/Qwen2.5-7B --examples 50000 --tokens-per-example 600 \\
+          --gpu a100-80gb --gpus 8 --budget-usd 500 --json
+    """
+    from advisor.advise import AdviceRequest, advise
+    from tunewise.methods import Method
+
+    overrides = {field: opts[flag] for flag, field in OVERRIDES.items() if opts[flag] is not None}
+    request = AdviceRequest(
+        model=opts["model"], gpu=opts["gpu"], gpu_mem_gib=opts["gpu_mem_gib"], gpus=opts["gpus"],
+        data=opts["data"], eval_data=opts["eval_data"], examples=opts["examples"],
+        tokens_per_example=opts["tokens_per_example"], budget_usd=opts["budget_usd"], tasks=opts["tasks"],
+        goal=opts["goal"], preserve_general=opts["preserve_general"],
+        method=Method(opts["method"].lower()) if opts["method"] else None, overrides=overrides,
+        price_usd_per_hour=opts["price"], hardware_file=opts["hardware_file"], tokenizer=opts["tokenizer"],
+    )
+    advice = advise(request)
+    if opts["out"]:
+        advice.write_plan(opts["out"])
+    if opts["as_json"]:
+        click.echo(json.dumps(advice.to_dict(), indent=2, default=str))
+    else:
+        from tunewise.cli.advice_text import render
+
+        click.echo(render(advice))

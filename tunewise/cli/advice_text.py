@@ -1,0 +1,78 @@
+"""Human-readable `tunewise advise` output: the candidates table, the reasons, the settings
+each with the rule that set it, notes, data findings, and the fixes when something does
+not fit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from advisor.advise import Advice
+
+
+def render(advice: Advice) -> str:
+    lines = _header(advice)
+    lines += ["", *_table(advice), ""]
+    lines.append(f"Recommendation: {advice.method.value}")
+    lines += [f"  {r}" for r in advice.reasons]
+    lines += ["", "Settings (value, the rule that set it, why):"]
+    width = max((len(d.field) for d in advice.chosen.derivations), default=0)
+    for d in advice.chosen.derivations:
+        lines.append(f"  {d.field:<{width}}  {_value(d.value):<10} [{d.rule}] {d.reason}")
+    if advice.notes:
+        lines += ["", "Notes:", *[f"  - {n}" for n in advice.notes]]
+    if advice.profile is not None and advice.profile.warnings():
+        lines += ["", "Data:", *[f"  - {w}" for w in advice.profile.warnings()]]
+    for method, fixes in advice.fixes.items():
+        lines += ["", f"To make {method.value} fit (cheapest first, each re-estimated):"]
+        if not fixes:
+            lines.append("  nothing tried makes it fit: a smaller model or larger devices are needed")
+        for f in fixes:
+            lines.append(f"  - {f['change']}: {f['total_gib']:.1f} GiB/device, {_hours(f['time_hours'])}, "
+                         f"{_usd(f['cost_usd'])}")
+    if advice.plan_path:
+        lines += ["", f"Plan written to {advice.plan_path}  (next: tunewise run {advice.plan_path})"]
+    return "\n".join(lines)
+
+
+def _header(advice: Advice) -> list[str]:
+    model, hw = advice.model, advice.hardware
+    out = [f"{model['name']} ({model['params'] / 1e9:.2f}B parameters) on {hw['count']} x {hw['name']} "
+           f"({hw['memory_gib']:g} GiB each)"]
+    p = advice.profile
+    if p is not None:
+        tok = p.tokens
+        stats = (f"; tokens p50 {tok.p50} / p95 {tok.p95} / max {tok.max} ({tok.method})" if tok else "")
+        out.append(f"data: {p.path}: {p.format}, {p.rows:,} rows, {p.examples:,} unique{stats}")
+    return out
+
+
+def _table(advice: Advice) -> list[str]:
+    header = ("method", "fits", "GiB/device", "time", "cost", "verdict")
+    rows: list[tuple[str, ...]] = []
+    for cand in advice.candidates.values():
+        fits = "yes" if cand.fits else ("n/a" if not cand.supported else "no")
+        rows.append((cand.method.value, fits, f"{cand.total_gib:.1f}", _hours(cand.time_hours),
+                     _usd(cand.cost_usd), cand.verdict))
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    fmt = "  ".join(f"{{:{'>' if i == 2 else '<'}{w}}}" for i, w in enumerate(widths))
+    out = [fmt.format(*header), fmt.format(*("-" * w for w in widths))]
+    out += [fmt.format(*r) for r in rows]
+    reasons = [(c.method.value, c.verdict_reason) for c in advice.candidates.values() if c.verdict != "recommended"]
+    out += [f"  {m}: {r}" for m, r in reasons if r]
+    return out
+
+
+def _hours(hours: float | None) -> str:
+    if hours is None:
+        return "-"
+    return f"{hours * 60:.0f} min" if hours < 1 else f"{hours:.1f} h"
+
+
+def _usd(usd: float | None) -> str:
+    return "-" if usd is None else f"${usd:,.2f}"
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, float) and 0 < abs(value) < 1e-3:
+        return f"{value:.0e}"
+    return str(value)
