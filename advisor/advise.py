@@ -186,7 +186,7 @@ def _situation(request: AdviceRequest, spec: Any, hw: Any, profile: DataProfile 
 
     s = Situation(
         model=spec.name, params=spec.params, max_position=spec.max_position, hardware=hw.name,
-        memory_gib=hw.memory_gib, gpus=request.gpus, bf16=bool(getattr(hw, "bf16", True)),
+        memory_gib=round(getattr(hw, "usable_gib", hw.memory_gib), 2), gpus=request.gpus, bf16=bool(getattr(hw, "bf16", True)),
         device_kind=hw.kind, estimate=estimate, goal=normalise_goal(request.goal), tasks=request.tasks,
         budget_usd=request.budget_usd, preserve_general=request.preserve_general, forced=request.method,
         overrides=dict(request.overrides), examples=request.examples,
