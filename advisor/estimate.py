@@ -1,0 +1,208 @@
+"""One estimate: memory per device, fit, time and cost for a method on given hardware.
+
+`estimate()` is the single entry point used by `tunewise estimate` and by the policy for
+every candidate method.  `Estimate.to_dict()` is the "Estimate" artifact of DESIGN.md
+(`tunewise/estimate/v1`): the parts of `memory_gib` are per device and sum to `total`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from advisor import compute, memory
+from advisor.hardware import Hardware
+from advisor.lora import AdapterPlan, plan_adapter
+from advisor.memory import MemoryBreakdown, MemoryKnobs
+from advisor.models import ModelSpec
+from advisor.support import hardware_warnings, unsupported_reason
+from tunewise.errors import InputError
+from tunewise.methods import Method
+from tunewise.schema import stamp
+from tunewise.settings import TrainSettings
+
+
+@dataclass
+class Estimate:
+    """Everything `tunewise estimate` reports for one configuration."""
+
+    model: ModelSpec
+    method: Method
+    hardware: Hardware
+    gpus: int
+    settings: TrainSettings
+    trainable_params: int
+    memory: MemoryBreakdown
+    fits: bool
+    supported: bool
+    reason: str | None
+    tokens: int | None
+    time_hours: float | None
+    cost_usd: float | None
+    assumptions: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def memory_gib(self) -> dict[str, float]:
+        return self.memory.to_dict()
+
+    def to_dict(self) -> dict[str, Any]:
+        s = self.settings
+        return stamp("estimate", {
+            "model": self.model.summary(),
+            "method": str(self.method),
+            "hardware": self.hardware.summary(self.gpus),
+            "settings": {
+                "batch_size": s.batch_size, "seq_len": s.seq_len,
+                "gradient_checkpointing": s.gradient_checkpointing, "lora_rank": s.lora_rank,
+                "lora_targets": s.lora_targets, "optimizer": s.optimizer, "precision": s.precision,
+                "zero_stage": s.zero_stage,
+            },
+            "trainable_params": self.trainable_params,
+            "memory_gib": self.memory_gib,
+            "fits": self.fits,
+            "supported": self.supported,
+            "reason": self.reason,
+            "tokens": self.tokens,
+            "time_hours": _round(self.time_hours, 3),
+            "cost_usd": _round(self.cost_usd, 2),
+            "assumptions": list(self.assumptions),
+            "warnings": list(self.warnings),
+        })
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def estimate(
+    spec: ModelSpec,
+    method: Method,
+    hardware: Hardware,
+    settings: TrainSettings,
+    *,
+    gpus: int = 1,
+    tokens: int | None = None,
+    examples: int | None = None,
+    avg_tokens_per_example: float | None = None,
+    price_usd_per_hour: float | None = None,
+    knobs: MemoryKnobs | None = None,
+) -> Estimate:
+    """Memory, fit, time and cost of training `spec` with `method` (see module docstring).
+
+    tokens: training tokens per epoch (else examples x avg_tokens_per_example, where
+    avg defaults to seq_len).  For DPO an example is a pair and counts twice.
+    """
+    method = Method(method)
+    knobs = knobs or MemoryKnobs()
+    _check_sizes(gpus, tokens, examples, avg_tokens_per_example, price_usd_per_hour)
+    adapter = _adapter(spec, method, settings, knobs)
+    mem = memory.estimate_memory(spec, method, settings, hardware, adapter, gpus=gpus, knobs=knobs)
+    reason = unsupported_reason(method, settings, hardware, gpus)
+    usable = hardware.usable_gib
+    paged_fit = mem.total - mem.pageable <= usable
+    fits = reason is None and (mem.total <= usable or paged_fit)
+    total_tokens, token_note = _tokens(method, settings, tokens, examples, avg_tokens_per_example, gpus)
+    uses_adapter = adapter is not None
+    timing = compute.training_time(spec, method, settings, hardware, tokens=total_tokens, gpus=gpus,
+                                   adapter=uses_adapter, precompute_reference=knobs.precompute_reference)
+    price = price_usd_per_hour if price_usd_per_hour is not None else hardware.usd_per_hour
+    cost = None if timing.hours is None or price is None else timing.hours * price * gpus
+    warnings = _warnings(spec, method, settings, hardware, gpus, mem, usable, price, timing.hours)
+    assumptions = _assumptions(spec, method, settings, hardware, knobs, timing, token_note, price, price_usd_per_hour)
+    return Estimate(
+        model=spec, method=method, hardware=hardware, gpus=gpus, settings=settings,
+        trainable_params=_trainable(spec, method, adapter), memory=mem, fits=fits,
+        supported=reason is None, reason=reason, tokens=total_tokens, time_hours=timing.hours,
+        cost_usd=cost, assumptions=assumptions, warnings=warnings,
+    )
+
+
+def _check_sizes(gpus, tokens, examples, avg, price) -> None:
+    for name, value in (("gpus", gpus), ("tokens", tokens), ("examples", examples),
+                        ("avg_tokens_per_example", avg)):
+        if value is not None and value <= 0:
+            raise InputError(f"must be positive, got {value}", field=name)
+    if price is not None and price < 0:
+        raise InputError(f"must not be negative, got {price}", field="price")
+
+
+def _adapter(spec: ModelSpec, method: Method, settings: TrainSettings, knobs: MemoryKnobs) -> AdapterPlan | None:
+    if method in (Method.LORA, Method.QLORA) or (method in (Method.DPO, Method.RLHF) and knobs.preference_adapter):
+        return plan_adapter(spec, settings.lora_rank, settings.lora_targets)
+    return None
+
+
+def _trainable(spec: ModelSpec, method: Method, adapter: AdapterPlan | None) -> int:
+    if method is Method.PROMPT:
+        return 0
+    if adapter is not None:
+        return adapter.trainable_params * (2 if method is Method.RLHF else 1)
+    return spec.params * (2 if method is Method.RLHF else 1)
+
+
+def _tokens(method, settings, tokens, examples, avg, gpus) -> tuple[int | None, str]:
+    if method is Method.PROMPT:
+        return None, "prompt: no training tokens"
+    if settings.max_steps is not None:
+        n = settings.max_steps * settings.batch_size * settings.grad_accum * gpus * settings.seq_len
+        n *= 2 if method is Method.DPO else 1
+        return n, f"tokens = max_steps x global batch x seq_len = {n:,}"
+    if tokens is not None:
+        n = int(tokens * settings.epochs)
+        return n, f"tokens = {tokens:,} per epoch x {settings.epochs:g} epochs"
+    if examples is not None:
+        per = avg if avg is not None else settings.seq_len
+        pair = 2 if method is Method.DPO else 1
+        n = int(examples * min(per, settings.seq_len) * pair * settings.epochs)
+        src = "given average" if avg is not None else "assumed = seq_len (padded/packed upper bound)"
+        return n, f"tokens = {examples:,} examples x {min(per, settings.seq_len):,.0f} tokens ({src})" + (
+            " x 2 (chosen + rejected)" if pair == 2 else "") + f" x {settings.epochs:g} epochs"
+    return None, "no --tokens or --examples: time and cost not estimated"
+
+
+def _warnings(spec, method, settings, hardware, gpus, mem, usable, price, hours) -> list[str]:
+    notes = hardware_warnings(method, settings, hardware, gpus)
+    if settings.seq_len > spec.max_position:
+        notes.append(f"seq_len {settings.seq_len} exceeds {spec.name}'s maximum context of "
+                     f"{spec.max_position} tokens")
+    if mem.pageable and mem.total > usable >= mem.total - mem.pageable:
+        notes.append(f"fits only by paging {mem.pageable:.1f} GiB of optimizer state to CPU RAM (slower steps)")
+    if method is Method.QLORA and spec.is_moe:
+        notes.append("transformers 5 stores MoE experts as fused tensors that bitsandbytes does not "
+                     "quantize: experts stay 16-bit in QLoRA")
+    if price is None and hours is not None:
+        notes.append(f"no default price for {hardware.name}: pass --price to get a cost")
+    return notes
+
+
+def _assumptions(spec, method, settings, hardware, knobs, timing, token_note, price, price_override) -> list[str]:
+    out = []
+    if method is not Method.PROMPT:
+        out.append(f"MFU {timing.mfu:.2f} for {method} ({compute.MFU_SOURCE})"
+                   + ("; halved on CPU/Apple" if hardware.kind != "gpu" else ""))
+        out.append(f"{timing.flops_per_token / 1e9:,.1f} GFLOP per token "
+                   "(2N forward + attention; x3 full, x2 LoRA, +1 forward with checkpointing)")
+    out.append(token_note)
+    if price is not None:
+        src = "--price" if price_override is not None else f"{hardware.price_source} {hardware.price_date}".strip()
+        out.append(f"${price:.2f} per GPU-hour ({src})")
+    out.append(f"{settings.precision}: weights {memory.weight_bytes_per_param(settings.precision):g} B/param"
+               + ("; QLoRA base NF4 with double quantisation, lm_head/embeddings/norms 16-bit" if method is Method.QLORA else ""))
+    if method in (Method.LORA, Method.QLORA, Method.DPO, Method.RLHF) and (method.uses_adapter or knobs.preference_adapter):
+        out.append("LoRA adapters in fp32 (PEFT default) with their own gradients and optimizer states")
+    if method is Method.DPO:
+        out.append("DPO: chosen + rejected in one batch (2 x batch sequences); reference = "
+                   + ("base with the adapter disabled" if knobs.preference_adapter else "a frozen 16-bit copy"))
+    if method is Method.RLHF:
+        out.append("RLHF (PPO): policy, value, reward and reference models of the same architecture; "
+                   f"generation of {knobs.rlhf_response_tokens} response tokens is memory-bandwidth bound")
+    out.append(f"attention {knobs.attention} (no s^2 scores); loss upcasts logits to fp32 (HF)"
+               if knobs.attention != "eager" else "eager attention keeps b*heads*s^2 scores")
+    out.append(f"overhead = CUDA context {memory.CUDA_CONTEXT_GIB} GiB + allocator reserve "
+               f"{memory.ALLOCATOR_RESERVE:.0%} of allocated (fitted to published peaks)"
+               if hardware.kind == "gpu" else
+               f"overhead = runtime {memory.RUNTIME_GIB_HOST} GiB + allocator reserve {memory.ALLOCATOR_RESERVE:.0%}")
+    if hardware.kind != "gpu":
+        out.append(f"{hardware.kind}: usable memory {hardware.usable_gib:.1f} of {hardware.memory_gib:.1f} GiB")
+    return out

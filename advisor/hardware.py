@@ -1,0 +1,200 @@
+"""The hardware catalog: memory, peak 16-bit FLOP/s, a default price, and what is supported.
+
+Rows live in `advisor/hardware_catalog.json` (one row per accelerator, each price with its
+source and date).  Users add devices or override prices with a YAML file of the same shape:
+
+    hardware:                      # full rows, added or replacing a built-in row by name
+      - {name: my-a100, kind: gpu, memory_gib: 80, bf16_tflops: 312, usd_per_hour: 1.1}
+    prices:                        # or just new prices for known rows
+      rtx-4090: 0.35
+
+Lookup: exact name or alias (case, spaces, dashes and underscores ignored), then the
+regex `patterns` in table order, more specific rows first ("h100 pcie" before "h100"), so
+device strings such as "NVIDIA H100 PCIe" resolve.  An unknown name is an error asking for
+--gpu-mem-gib: we never guess a memory size (nanochat `get_peak_flops` does the same for
+FLOP/s: an unknown GPU is reported, not guessed).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tunewise.errors import InputError, UnknownHardwareError
+
+CATALOG_PATH = Path(__file__).with_name("hardware_catalog.json")
+
+# Share of the reported memory a training process can use.  Apple: macOS lets the GPU wire
+# about 75% of unified memory by default (Metal recommendedMaxWorkingSetSize); CPU: the OS
+# and desktop keep some RAM (assumption: 15%).  CUDA memory is what the device reports; the
+# CUDA context is counted in the estimate's overhead instead.
+USABLE_FRACTION = {"gpu": 1.0, "apple": 0.75, "cpu": 0.85}
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """One accelerator (or the CPU), per device."""
+
+    name: str
+    kind: str  # "gpu" | "apple" | "cpu"
+    memory_gib: float
+    bf16_tflops: float | None  # dense 16-bit tensor peak (fp16 where bf16 is missing); None: unknown
+    usd_per_hour: float | None = None
+    price_source: str = ""
+    price_date: str = ""
+    fp32_tflops: float | None = None
+    tflops_source: str = ""
+    memory_bandwidth_gbs: float | None = None
+    bf16: bool = True
+    flash_attention: bool = True
+    fp8: bool = False
+    bnb_4bit: bool = True  # bitsandbytes NF4 (QLoRA)
+    bnb_8bit_optimizer: bool = True  # bitsandbytes 8-bit AdamW
+    paged_optimizer: bool = True  # bitsandbytes paged optimizers (CUDA unified memory)
+    note: str = ""
+    aliases: tuple[str, ...] = ()
+    patterns: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.kind not in USABLE_FRACTION:
+            raise InputError(f"expected gpu, apple or cpu, got {self.kind!r}", field="kind")
+        if not self.memory_gib or self.memory_gib <= 0:
+            raise InputError(f"must be positive, got {self.memory_gib}", field="memory_gib")
+        for name in ("bf16_tflops", "fp32_tflops", "usd_per_hour"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise InputError(f"must not be negative, got {value}", field=name)
+
+    @property
+    def usable_gib(self) -> float:
+        """Memory a training process may fill (see USABLE_FRACTION)."""
+        return self.memory_gib * USABLE_FRACTION[self.kind]
+
+    def peak_tflops(self, precision: str) -> float | None:
+        """Peak FLOP/s (in TFLOP/s) for matmuls in `precision`."""
+        if precision == "fp32":
+            return self.fp32_tflops or self.bf16_tflops
+        return self.bf16_tflops
+
+    def summary(self, count: int = 1) -> dict[str, Any]:
+        """The `hardware` block of the estimate/v1 contract."""
+        return {"name": self.name, "count": count, "memory_gib": round(self.memory_gib, 2)}
+
+
+def list_hardware(catalog_path: str | Path | None = None) -> list[Hardware]:
+    """Built-in rows, with a user YAML file's rows and prices applied."""
+    rows = [dict(r) for r in _builtin_rows()]
+    if catalog_path is not None:
+        rows = _apply_user_file(rows, Path(catalog_path))
+    return [_build(r) for r in rows]
+
+
+def resolve_hardware(
+    name: str | None, memory_gib: float | None = None, catalog_path: str | Path | None = None
+) -> Hardware:
+    """Look up `name`; `memory_gib` overrides the memory (or describes an unknown device).
+
+    name None: the CPU of this machine (its RAM unless `memory_gib` is given).
+    """
+    if memory_gib is not None and memory_gib <= 0:
+        raise InputError(f"must be positive, got {memory_gib}", field="gpu_mem_gib")
+    rows = list_hardware(catalog_path)
+    wanted = (name or "cpu").strip()
+    found = _find(rows, wanted)
+    if found is None:
+        if memory_gib is None:
+            known = ", ".join(r.name for r in rows)
+            raise UnknownHardwareError(
+                f"unknown GPU {wanted!r}; pass --gpu-mem-gib with its memory in GiB "
+                f"(or add it with --hardware-file). Known: {known}",
+                field="gpu",
+            )
+        return Hardware(name=wanted, kind="gpu", memory_gib=float(memory_gib), bf16_tflops=None,
+                        note="user-described device: memory only, no FLOP/s or price on file")
+    if memory_gib is not None:
+        return dataclasses.replace(found, memory_gib=float(memory_gib))
+    return found
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"[\s_\-]+", "", text.lower())
+
+
+def _find(rows: list[Hardware], wanted: str) -> Hardware | None:
+    key = _norm(wanted)
+    for row in rows:
+        if key == _norm(row.name) or key in {_norm(a) for a in row.aliases}:
+            return row
+    for row in rows:  # table order: more specific patterns first
+        if any(re.search(p, wanted.lower()) for p in row.patterns):
+            return row
+    return None
+
+
+@functools.cache
+def _builtin_rows() -> tuple[dict[str, Any], ...]:
+    with CATALOG_PATH.open(encoding="utf-8") as fh:
+        return tuple(json.load(fh)["hardware"])
+
+
+_FIELDS = {f.name for f in dataclasses.fields(Hardware)}
+
+
+def _build(row: dict[str, Any], path: Path | None = None, where: str = "") -> Hardware:
+    unknown = sorted(set(row) - _FIELDS)
+    if unknown:
+        raise InputError(f"unknown key {unknown[0]!r}", path=path, field=where + unknown[0])
+    row = dict(row)
+    for key in ("aliases", "patterns"):
+        row[key] = tuple(row.get(key) or ())
+    if row.get("memory_gib") is None and row.get("kind") == "cpu":
+        row["memory_gib"] = _this_machine_ram_gib()  # the built-in `cpu` row: this machine
+    try:
+        return Hardware(**row)
+    except TypeError as exc:
+        raise InputError(f"invalid hardware row: {exc}", path=path, field=where.rstrip(".") or None) from None
+    except InputError as exc:
+        raise InputError(exc.message, path=path, field=where + (exc.field or "")) from None
+
+
+def _apply_user_file(rows: list[dict[str, Any]], path: Path) -> list[dict[str, Any]]:
+    from tunewise.schema import read_yaml
+
+    data = read_yaml(path) or {}
+    if not isinstance(data, dict) or set(data) - {"hardware", "prices"}:
+        raise InputError("expected a mapping with 'hardware' and/or 'prices'", path=path)
+    by_name = {_norm(r["name"]): i for i, r in enumerate(rows)}
+    for i, row in enumerate(data.get("hardware") or []):
+        if not isinstance(row, dict) or "name" not in row:
+            raise InputError("each row needs a 'name'", path=path, field=f"hardware[{i}]")
+        row = {"kind": "gpu", "bf16_tflops": None, **row, "name": str(row["name"])}
+        _build(row, path, f"hardware[{i}].")  # validate now, with the file named
+        key = _norm(row["name"])
+        if key in by_name:
+            rows[by_name[key]] = {**rows[by_name[key]], **row}
+        else:
+            by_name[key] = len(rows)
+            rows.insert(0, row)  # user rows match before built-in patterns
+            by_name = {_norm(r["name"]): j for j, r in enumerate(rows)}
+    for name, price in (data.get("prices") or {}).items():
+        key = _norm(str(name))
+        if key not in by_name:
+            raise InputError(f"no hardware named {name!r}", path=path, field=f"prices.{name}")
+        if not isinstance(price, int | float) or price < 0:
+            raise InputError(f"expected a non-negative number, got {price!r}", path=path, field=f"prices.{name}")
+        rows[by_name[key]] = {**rows[by_name[key]], "usd_per_hour": float(price),
+                              "price_source": f"user file {path.name}", "price_date": ""}
+    return rows
+
+
+def _this_machine_ram_gib() -> float:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError, AttributeError):
+        raise InputError("cannot read this machine's RAM; pass --gpu-mem-gib", field="gpu_mem_gib") from None

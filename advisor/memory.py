@@ -1,0 +1,174 @@
+"""Peak memory per device for one training configuration, by component.
+
+Bytes per parameter (sources in reference memory_formulas.md §1-2, §5):
+* weights: bf16/fp16 2, fp32 4; "amp" (fp32 master + 16-bit autocast copies) 6 (HF docs
+  "model memory anatomy"); NF4 0.5 + quantisation constants 4/64 (one fp32 absmax per 64
+  weights) or, with double quantisation, 1/64 + 4/(64*256) (QLoRA §3).  bitsandbytes only
+  quantises nn.Linear/Conv1D: embeddings, lm_head (transformers `get_keys_to_not_convert`),
+  norms and, in transformers 5, fused MoE expert tensors stay 16-bit.
+* gradients: the trainable parameters' dtype (2 for pure bf16, 4 for fp32/amp masters).
+* AdamW: two states in the parameter dtype (4 in pure bf16, 8 in fp32); 8-bit AdamW 2
+  (bitsandbytes blockwise); plain SGD (HF `optim="sgd"`, no momentum) 0.  ZeRO (arXiv
+  1910.02054): stage 1 shards optimizer states, 2 also gradients, 3 also weights, over N.
+* LoRA adapters train in fp32 (PEFT `autocast_adapter_dtype=True`): 4 B weights + 4 B
+  grads + optimizer states per adapter parameter.
+
+The peak is the larger of two moments (training memory timeline): the start of backward
+(all activations + the loss/logits spike + the head's gradient) and the end of backward
+(all gradients + one recomputed layer).  Gradient accumulation keeps the gradients at both.
+A paged optimizer's states live in CUDA unified memory: they count in the total but can be
+evicted to CPU RAM, so they are reported as `pageable`.
+
+The overhead is the CUDA context plus the caching allocator's reserve over what tensors
+use; both are fitted once, globally, against published measurements (see the constants).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from advisor import activations as act
+from advisor.hardware import Hardware
+from advisor.lora import AdapterPlan
+from advisor.models import ModelSpec
+from tunewise.methods import Method
+from tunewise.settings import TrainSettings
+
+GIB = 2**30
+# CUDA context + cuBLAS workspace, invisible to torch.cuda.max_memory_* (CUDA 12 lazy loading:
+# ~0.3-0.6 GiB on A100/H100; assumption 0.5) and NCCL buffers with more than one GPU.
+CUDA_CONTEXT_GIB = 0.5
+NCCL_GIB = 0.5
+# Python + torch + transformers resident memory for CPU/Apple runs (assumption).
+RUNTIME_GIB_HOST = 1.0
+# Caching-allocator reserve above the allocated peak (reserved/allocated - 1).  Answer.AI
+# measured 10.24/8.28 and 10.22/9.16 GiB (fsdp_qlora benchmarks); fitted globally (see
+# benchmarks/estimate_accuracy.py).
+ALLOCATOR_RESERVE = 0.10
+
+NF4_BYTES = 0.5
+NF4_ABSMAX_BYTES = 4 / 64
+NF4_DOUBLE_QUANT_BYTES = 1 / 64 + 4 / (64 * 256)
+
+
+@dataclass(frozen=True)
+class MemoryKnobs:
+    """Framework features that change memory.  Defaults describe tunewise's runners
+    (transformers Trainer / TRL, PEFT, bitsandbytes); the accuracy benchmark sets them from
+    what each published measurement states (e.g. torchtune's chunked loss)."""
+
+    attention: str = "sdpa"  # "sdpa" | "flash" | "eager"
+    chunked_loss: bool = False
+    optimizer_in_backward: bool = False  # torchtune: gradients freed as soon as applied
+    preference_adapter: bool = True  # DPO/RLHF train LoRA; the reference is the disabled adapter
+    precompute_reference: bool = False  # TRL precompute_ref_log_probs
+    double_quant: bool = True
+    adapter_bytes: int = 4  # PEFT keeps adapters in fp32 by default
+    activation_offload: bool = False
+    rlhf_response_tokens: int = 256
+
+
+@dataclass(frozen=True)
+class MemoryBreakdown:
+    """GiB per device.  `pageable` is part of `optimizer` that paging can evict."""
+
+    weights: float
+    gradients: float
+    optimizer: float
+    activations: float
+    adapter: float
+    overhead: float
+    pageable: float = 0.0
+
+    @property
+    def allocated(self) -> float:
+        """What torch.cuda.max_memory_allocated would show (no context, no allocator reserve)."""
+        return self.weights + self.gradients + self.optimizer + self.activations + self.adapter
+
+    @property
+    def total(self) -> float:
+        return self.allocated + self.overhead
+
+    def to_dict(self) -> dict[str, float]:
+        """Rounded parts and their exact sum, so the parts always add up to `total`."""
+        parts = {k: round(getattr(self, k), 2) for k in
+                 ("weights", "gradients", "optimizer", "activations", "adapter", "overhead")}
+        return {**parts, "total": round(sum(parts.values()), 2)}
+
+
+def weight_bytes_per_param(precision: str) -> float:
+    return {"bf16": 2.0, "fp16": 2.0, "fp32": 4.0, "amp": 6.0}[precision]
+
+
+def master_bytes(precision: str) -> float:
+    """Bytes of a trainable parameter's gradient / optimizer-state element."""
+    # Pure 16-bit training keeps grads and Adam states in bf16; fp16 cannot train without fp32
+    # masters (GradScaler refuses fp16 params), so it behaves like amp.
+    return 2.0 if precision == "bf16" else 4.0
+
+
+def optimizer_bytes_per_param(optimizer: str, state_bytes: float) -> float:
+    if optimizer == "adamw":
+        return 2 * state_bytes
+    if optimizer in ("adamw-8bit", "paged-adamw-8bit"):
+        return 2.0
+    return 0.0  # sgd without momentum
+
+
+def quantized_weight_bytes(spec: ModelSpec, precision: str, double_quant: bool) -> float:
+    """NF4 base: Linear layers in 4 bits + constants, everything else in 16 bits."""
+    linear = spec.n_layers * sum(i * o for _, i, o in spec.layer_linears)
+    if spec.family == "qwen2_moe":  # shared expert linears exist in sparse layers only
+        linear = spec.n_layers * sum(i * o for p, i, o in spec.layer_linears if "shared" not in p)
+        linear += spec.sparse_layers * sum(i * o for p, i, o in spec.layer_linears if "shared" in p)
+    per_q = NF4_BYTES + (NF4_DOUBLE_QUANT_BYTES if double_quant else NF4_ABSMAX_BYTES)
+    other = spec.params - linear
+    return linear * per_q + other * (4.0 if precision == "fp32" else 2.0)
+
+
+def estimate_memory(
+    spec: ModelSpec,
+    method: Method,
+    settings: TrainSettings,
+    hardware: Hardware,
+    adapter: AdapterPlan | None,
+    *,
+    gpus: int = 1,
+    knobs: MemoryKnobs = MemoryKnobs(),
+) -> MemoryBreakdown:
+    """Peak memory per device (see the module docstring for every term)."""
+    from advisor import memory_methods
+
+    parts = memory_methods.components(spec, method, settings, adapter, gpus=gpus, knobs=knobs)
+    overhead_bytes = ALLOCATOR_RESERVE * parts["allocated_no_paged"]
+    if hardware.kind == "gpu":
+        context = CUDA_CONTEXT_GIB + (NCCL_GIB if gpus > 1 else 0.0)
+    else:
+        context = RUNTIME_GIB_HOST
+    return MemoryBreakdown(
+        weights=parts["weights"] / GIB,
+        gradients=parts["gradients"] / GIB,
+        optimizer=parts["optimizer"] / GIB,
+        activations=parts["activations"] / GIB,
+        adapter=parts["adapter"] / GIB,
+        overhead=overhead_bytes / GIB + context,
+        pageable=parts["pageable"] / GIB,
+    )
+
+
+def activation_inputs(
+    spec: ModelSpec, settings: TrainSettings, *, sequences: int, full_train: bool,
+    adapter: AdapterPlan | None, knobs: MemoryKnobs,
+) -> act.ActivationInputs:
+    return act.ActivationInputs(
+        tokens=sequences * settings.seq_len,
+        seq_len=settings.seq_len,
+        act_bytes=4 if settings.precision == "fp32" else 2,
+        full_train=full_train,
+        adapted=tuple(m for m in (adapter.modules if adapter else ()) if m != "lm_head"),
+        lora_dropout=settings.lora_dropout > 0,
+        checkpointing=settings.gradient_checkpointing,
+        attention=knobs.attention,
+        logits_bytes=act.LOGITS_BYTES_CHUNKED if knobs.chunked_loss else act.LOGITS_BYTES_HF,
+        lm_head_trains=full_train or bool(adapter and "lm_head" in adapter.modules),
+    )

@@ -1,0 +1,170 @@
+"""Per-method assembly of memory components (bytes per device); see advisor/memory.py.
+
+prompt  inference only: 16-bit weights, the KV cache of batch x seq tokens, one layer's
+        transient activations and the 16-bit + fp32 logits of a scoring pass.
+lora    frozen 16-bit base + fp32 adapter, its gradients and optimizer states.
+qlora   the same on an NF4 base.
+full    every weight trains: weights, gradients and optimizer states of all of them.
+dpo     chosen and rejected completions run in one batch (2 x batch sequences, trl
+        DPOTrainer concatenates them).  With an adapter (default) the reference is the base
+        with the adapter disabled (no second copy); without, a frozen second model unless
+        reference log-probs are precomputed (trl docs, memory_formulas.md §6).
+rlhf    PPO: a trainable policy and value model, a frozen reward model and a frozen
+        reference.  With adapters, policy and reference share one base and the value
+        adapter sits on the reward model's base; the training phase runs policy and value
+        backward together; the generation phase holds a KV cache.  Peak = the larger phase.
+"""
+
+from __future__ import annotations
+
+from advisor import activations as act
+from advisor.lora import AdapterPlan
+from advisor.memory import (
+    MemoryKnobs,
+    activation_inputs,
+    master_bytes,
+    optimizer_bytes_per_param,
+    quantized_weight_bytes,
+    weight_bytes_per_param,
+)
+from advisor.models import ModelSpec
+from tunewise.methods import Method
+from tunewise.settings import TrainSettings
+
+
+def components(
+    spec: ModelSpec, method: Method, settings: TrainSettings, adapter: AdapterPlan | None,
+    *, gpus: int, knobs: MemoryKnobs,
+) -> dict[str, float]:
+    """Bytes per device: weights, gradients, optimizer, activations, adapter, pageable."""
+    if method is Method.PROMPT:
+        return _finish(_inference(spec, settings))
+    with_adapter = method in (Method.LORA, Method.QLORA) or (
+        method in (Method.DPO, Method.RLHF) and knobs.preference_adapter
+    )
+    sequences = settings.batch_size * (2 if method is Method.DPO else 1)
+    shard = _Sharding(settings, gpus)
+    inputs = activation_inputs(spec, settings, sequences=sequences, full_train=not with_adapter,
+                               adapter=adapter if with_adapter else None, knobs=knobs)
+    acts = act.activation_bytes(spec, inputs)
+    if knobs.activation_offload:
+        acts["stored"] = acts["stored"] / spec.n_layers  # checkpoints live in CPU RAM
+    if with_adapter:
+        parts = _adapter_parts(spec, method, settings, adapter, shard, knobs)
+    else:
+        parts = _full_parts(spec, settings, shard, knobs)
+    copies = 2 if method is Method.RLHF else 1  # policy + value train together
+    if method is Method.DPO and not with_adapter and not knobs.precompute_reference:
+        parts["weights"] += spec.params * 2.0 / shard.weights  # frozen 16-bit reference
+    if method is Method.RLHF:
+        parts = _rlhf_extra(spec, settings, parts, with_adapter, shard)
+    parts.update(_peak(parts, acts, copies, settings.grad_accum > 1))
+    if method is Method.RLHF:
+        parts["activations"] = max(parts["activations"], _kv_cache(spec, settings, knobs))
+    return _finish(parts)
+
+
+class _Sharding:
+    """ZeRO-1/2/3 (FSDP SHARD_GRAD_OP ~ ZeRO-2, FULL_SHARD ~ ZeRO-3) divisors over N GPUs."""
+
+    def __init__(self, settings: TrainSettings, gpus: int) -> None:
+        stage = settings.zero_stage if gpus > 1 else 0
+        self.gpus = gpus
+        self.stage = stage
+        self.optimizer = gpus if stage >= 1 else 1
+        self.gradients = gpus if stage >= 2 else 1
+        self.weights = gpus if stage >= 3 else 1
+        self.ddp_buckets = gpus > 1 and stage == 0
+        self.offload = settings.cpu_offload
+
+
+def _full_parts(spec: ModelSpec, settings: TrainSettings, shard: _Sharding, knobs: MemoryKnobs) -> dict:
+    prec = settings.precision
+    n = spec.params
+    gb = master_bytes(prec)
+    weights = n * weight_bytes_per_param(prec) / shard.weights
+    if shard.weights > 1:  # FSDP/ZeRO-3 all-gathers about two layers at a time (prefetch)
+        weights += 2 * (n - spec.embedding_params - spec.lm_head_params) / spec.n_layers * 2.0
+    grads_all = n * gb / shard.gradients
+    head = (spec.lm_head_params or spec.embedding_params) * gb / shard.gradients
+    if knobs.optimizer_in_backward:
+        grads_all = head  # each gradient is applied and freed during backward
+    if shard.ddp_buckets:
+        grads_all *= 2  # DDP's flat all-reduce buckets hold a second copy of the gradients
+    optimizer = 0.0 if shard.offload else n * optimizer_bytes_per_param(settings.optimizer, gb) / shard.optimizer
+    if shard.offload and shard.weights > 1:
+        weights = 2 * (n - spec.embedding_params - spec.lm_head_params) / spec.n_layers * 2.0
+    pageable = optimizer if settings.optimizer.startswith("paged") else 0.0
+    return {"weights": weights, "grads_all": grads_all, "grads_head": head, "optimizer": optimizer,
+            "adapter": 0.0, "pageable": pageable}
+
+
+def _adapter_parts(
+    spec: ModelSpec, method: Method, settings: TrainSettings, adapter: AdapterPlan | None,
+    shard: _Sharding, knobs: MemoryKnobs,
+) -> dict:
+    prec = settings.precision
+    if method is Method.QLORA:
+        base = quantized_weight_bytes(spec, prec, knobs.double_quant)
+    else:
+        base = spec.params * weight_bytes_per_param(prec)
+    base /= shard.weights
+    n_adapter = adapter.trainable_params if adapter else 0
+    ab = max(knobs.adapter_bytes, 4 if prec == "fp32" else 0)
+    adapter_w = n_adapter * ab / shard.weights
+    grads = n_adapter * ab / shard.gradients
+    if shard.ddp_buckets:
+        grads *= 2
+    optimizer = 0.0 if shard.offload else n_adapter * optimizer_bytes_per_param(settings.optimizer, ab) / shard.optimizer
+    pageable = optimizer if settings.optimizer.startswith("paged") else 0.0
+    # Adapter gradients exist in both peak moments (they are tiny next to the base).
+    return {"weights": base, "grads_all": grads, "grads_head": grads, "optimizer": optimizer,
+            "adapter": adapter_w, "pageable": pageable}
+
+
+def _rlhf_extra(spec, settings, parts, with_adapter, shard) -> dict:
+    frozen16 = spec.params * 2.0 / shard.weights
+    if with_adapter:
+        # reward model base (the value adapter sits on it); reference = policy adapter disabled
+        parts["weights"] += frozen16
+        for key in ("adapter", "optimizer", "grads_all", "grads_head", "pageable"):
+            parts[key] *= 2  # policy adapter + value adapter
+    else:
+        # value model trains like the policy; reward and reference are frozen 16-bit copies
+        for key in ("weights", "optimizer", "grads_all", "grads_head", "pageable"):
+            parts[key] *= 2
+        parts["weights"] += 2 * frozen16
+    return parts
+
+
+def _peak(parts: dict, acts: dict, copies: int, accumulating: bool) -> dict:
+    """Pick the larger of the two peak moments (start vs end of backward)."""
+    start_grads = parts["grads_all"] if accumulating else parts["grads_head"]
+    start = copies * (acts["stored"] + max(acts["logits"], acts["recompute"])) + start_grads
+    end = parts["grads_all"] + copies * acts["recompute"]
+    if start >= end:
+        return {"gradients": start_grads, "activations": start - start_grads}
+    return {"gradients": parts["grads_all"], "activations": copies * acts["recompute"]}
+
+
+def _kv_cache(spec: ModelSpec, settings: TrainSettings, knobs: MemoryKnobs) -> float:
+    a = 4 if settings.precision == "fp32" else 2
+    tokens = settings.batch_size * (settings.seq_len + knobs.rlhf_response_tokens)
+    return 2.0 * spec.n_layers * spec.n_kv_heads * spec.head_dim * a * tokens
+
+
+def _inference(spec: ModelSpec, settings: TrainSettings) -> dict:
+    a = 4 if settings.precision == "fp32" else 2
+    tokens = settings.batch_size * settings.seq_len
+    kv = 2.0 * spec.n_layers * spec.n_kv_heads * spec.head_dim * a * tokens
+    transient = (4 * spec.hidden + 3 * spec.intermediate) * a * tokens
+    logits = (a + 4) * spec.vocab * tokens
+    return {"weights": spec.params * float(a), "gradients": 0.0, "optimizer": 0.0,
+            "activations": kv + transient + logits, "adapter": 0.0, "pageable": 0.0}
+
+
+def _finish(parts: dict) -> dict[str, float]:
+    keys = ("weights", "gradients", "optimizer", "activations", "adapter", "pageable")
+    out = {k: float(parts.get(k, 0.0)) for k in keys}
+    out["allocated_no_paged"] = sum(out[k] for k in keys[:-1]) - out["pageable"]
+    return out
