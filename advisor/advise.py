@@ -159,10 +159,10 @@ def _profile(request: AdviceRequest) -> DataProfile | None:
     profile = profile_data(request.data, eval_path=request.eval_data, tokenizer_path=tokenizer)
     if profile.problems:
         # `run` reads data strictly, so a plan over a file with bad rows would fail later.
-        first, more = profile.problems[0], len(profile.problems) - 1
-        extra = f" (and {more} more bad row(s): lines {', '.join(str(p.line) for p in profile.problems[1:6])}" \
-                f"{'...' if more > 5 else ''})" if more else ""
-        raise InputError(f"{problem_line(request.data, first)}{extra}")
+        first, rest = profile.problems[0], profile.problems[1:]
+        lines = ", ".join(str(p.line) for p in rest[:5]) + (", ..." if len(rest) > 5 else "")
+        also = f" (also bad: {len(rest)} more row(s), line {lines})" if rest else ""
+        raise InputError(f"{problem_line(request.data, first)}{also}")
     if profile.rows == 0:
         raise InputError("no valid examples", path=request.data)
     needs_pairs = request.method in (Method.DPO, Method.RLHF)

@@ -135,11 +135,15 @@ class DataProfile:
         return _warnings(self)
 
     def mean_tokens(self, seq_len: int | None = None) -> float:
-        """Mean tokens per example, each truncated at seq_len when given."""
+        """Mean tokens per example, each truncated at seq_len when given (cached: the
+        policy asks once per estimate)."""
         if not self.lengths:
             return 0.0
-        cap = seq_len or max(self.lengths)
-        return sum(min(n, cap) for n in self.lengths) / len(self.lengths)
+        cache = self.__dict__.setdefault("_mean_cache", {})
+        if seq_len not in cache:
+            cap = seq_len or max(self.lengths)
+            cache[seq_len] = sum(min(n, cap) for n in self.lengths) / len(self.lengths)
+        return cache[seq_len]
 
     def set_seq_len(self, seq_len: int) -> None:
         """Compare lengths against the planned sequence length (the policy calls this)."""

@@ -57,7 +57,7 @@ def _adapter(s: Situation) -> Method:
 def _size(method: Method, s: Situation) -> str:
     c = s.candidates[method]
     cost = f", ${c.cost_usd:,.2f}" if c.cost_usd is not None else ""
-    return f"{c.total_gib:.1f} GiB{cost}"
+    return f"{c.total_gib:.1f} of {s.memory_gib:g} GiB{cost}"
 
 
 def _lora_vs_qlora(s: Situation) -> str:
@@ -67,7 +67,7 @@ def _lora_vs_qlora(s: Situation) -> str:
     slower = ""
     if lora.time_hours and qlora.time_hours:
         slower = f", {qlora.time_hours / lora.time_hours:.1f}x the time of LoRA (4-bit dequantisation)"
-    return (f"LoRA fits ({_size(Method.LORA, s)} of {s.memory_gib:g}) and keeps the base in 16-bit; "
+    return (f"LoRA fits ({_size(Method.LORA, s)}) and keeps the base in 16-bit; "
             f"QLoRA would need {_size(Method.QLORA, s)}{slower}")
 
 

@@ -51,12 +51,13 @@ def _table(advice: Advice) -> list[str]:
     rows: list[tuple[str, ...]] = []
     for cand in advice.candidates.values():
         fits = "yes" if cand.fits else ("n/a" if not cand.supported else "no")
-        rows.append((cand.method.value, fits, f"{cand.total_gib:.1f}", _hours(cand.time_hours),
-                     _usd(cand.cost_usd), cand.verdict))
+        trains = cand.method.trains
+        rows.append((cand.method.value, fits, f"{cand.total_gib:.1f}", _hours(cand.time_hours) if trains else "-",
+                     _usd(cand.cost_usd) if trains else "-", cand.verdict))
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     fmt = "  ".join(f"{{:{'>' if i == 2 else '<'}{w}}}" for i, w in enumerate(widths))
     out = [fmt.format(*header), fmt.format(*("-" * w for w in widths))]
-    out += [fmt.format(*r) for r in rows]
+    out = [line.rstrip() for line in out + [fmt.format(*r) for r in rows]]
     reasons = [(c.method.value, c.verdict_reason) for c in advice.candidates.values() if c.verdict != "recommended"]
     out += [f"  {m}: {r}" for m, r in reasons if r]
     return out

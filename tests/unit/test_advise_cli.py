@@ -1,0 +1,175 @@
+"""`tunewise advise` end to end on the real estimator and catalogs: output, plan, bad input,
+and the known facts the policy must agree with.
+
+    .venv/bin/python -m pytest tests/unit/test_advise_cli.py
+"""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from advisor.advise import AdviceRequest, advise
+from tunewise.cli import cli
+from tunewise.methods import Method
+from tunewise.plan import load_plan
+
+LLAMA7 = "meta-llama/Llama-2-7b-hf"
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def chat_rows(n):
+    return [{"messages": [{"role": "user", "content": f"Where is my order number {i}? It was due {i % 9} days ago."},
+                          {"role": "assistant", "content": f"Order {i} left warehouse {i % 7}; tracking arrives "
+                           "by email within a business day."}]} for i in range(n)]
+
+
+def write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+# ---------------------------------------------------------------- output and plan
+
+
+def test_json_follows_the_advice_contract(tmp_path):
+    data = write_jsonl(tmp_path / "train.jsonl", chat_rows(50))
+    result = invoke("advise", "--model", LLAMA7, "--gpu", "rtx-4090", "--data", data, "--json")
+    assert result.exit_code == 0, result.output
+    advice = json.loads(result.stdout)
+    assert advice["schema"] == "tunewise/advice/v1"
+    rec = advice["recommendation"]
+    assert rec["method"] == "prompt" and rec["reasons"] and "num_fewshot" in rec["hyperparameters"]
+    assert [c["method"] for c in advice["candidates"]] == [m.value for m in Method]
+    for cand in advice["candidates"]:
+        assert cand["schema"] == "tunewise/estimate/v1" and cand["verdict"]
+        parts = {k: v for k, v in cand["memory_gib"].items() if k != "total"}
+        assert sum(parts.values()) == pytest.approx(cand["memory_gib"]["total"], abs=0.05)
+    assert advice["data"]["examples"] == 50 and advice["data"]["format"] == "messages"
+    assert advice["plan"] is None
+
+
+def test_human_output_table_reasons_and_derivations(tmp_path):
+    data = write_jsonl(tmp_path / "train.jsonl", chat_rows(500))
+    result = invoke("advise", "--model", LLAMA7, "--gpu", "rtx-4090", "--data", data, "--lora-rank", "32")
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "method" in out and "GiB/device" in out and "verdict" in out
+    for method in Method:
+        assert f"\n{method.value} " in out
+    assert "Recommendation:" in out and "recommended" in out
+    assert "[override] you set it" in out  # --lora-rank 32
+    for field in ("seq_len", "batch_size", "grad_accum", "learning_rate", "precision", "epochs", "optimizer"):
+        assert f"  {field} " in out
+
+
+def test_out_writes_a_plan_that_run_can_load(tmp_path):
+    data = write_jsonl(tmp_path / "train.jsonl", chat_rows(500))
+    plan_path = tmp_path / "plans" / "plan.yaml"
+    result = invoke("advise", "--model", LLAMA7, "--gpu", "rtx-4090", "--data", data, "--out", str(plan_path))
+    assert result.exit_code == 0, result.output
+    plan = load_plan(plan_path)
+    assert plan.method in (Method.LORA, Method.QLORA)
+    assert plan.data.train == str((tmp_path / "train.jsonl").resolve())  # stored relative, resolved on load
+    assert plan.estimate["method"] == plan.method.value and plan.reasons
+    assert f"Plan written to {plan_path}" in result.stdout
+
+
+# ---------------------------------------------------------------- bad input: one line, exit 2
+
+
+@pytest.mark.parametrize(("content", "expect"), [
+    ('{"prompt": "a", "completion": "b"}\n{"prompt": "a", "completion": \n', ":2: invalid JSON"),
+    ('{"prompt": "a", "completion": "b"}\n{"prompt": "c"}\n', ":2 field 'completion': missing"),
+    ('{"prompt": "a", "completion": "b"}\n{"prompt": "c", "completion": 7}\n', ":2 field 'completion': expected a string"),
+])
+def test_malformed_data_names_file_line_and_field(tmp_path, content, expect):
+    path = tmp_path / "bad.jsonl"
+    path.write_text(content)
+    result = invoke("advise", "--model", LLAMA7, "--gpu", "rtx-4090", "--data", str(path))
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"Error: {path}{expect}"), lines
+
+
+@pytest.mark.parametrize(("args", "expect"), [
+    (["--gpu", "quantum-9000"], "--gpu-mem-gib"),
+    (["--model", "nobody/no-such-model"], "nobody/no-such-model"),
+    (["--gpus", "0"], "field 'gpus': must be positive"),
+    (["--data", "does-not-exist.jsonl"], "does-not-exist.jsonl: file not found"),
+    (["--method", "dpo", "--data", "SFT"], "--method dpo needs prompt/chosen/rejected pairs"),
+    (["--seq-len", "-5"], "field 'seq_len': must be positive"),
+])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, args, expect):
+    sft = write_jsonl(tmp_path / "sft.jsonl", chat_rows(200))
+    args = [sft if a == "SFT" else a for a in args]
+    base = {"--model": LLAMA7, "--gpu": "rtx-4090"}
+    for flag, value in zip(args[::2], args[1::2], strict=True):
+        base[flag] = value
+    result = invoke("advise", *[x for kv in base.items() for x in kv])
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and expect in lines[0], lines
+
+
+# ---------------------------------------------------------------- known facts (real estimator)
+
+
+def _advise(**kw):
+    return advise(AdviceRequest(**kw))
+
+
+def test_fact_50_examples_prompt(tmp_path):
+    a = _advise(model=LLAMA7, gpu="rtx-4090", data=write_jsonl(tmp_path / "d.jsonl", chat_rows(50)))
+    assert a.method is Method.PROMPT
+
+
+def test_fact_500_chat_examples_7b_on_24gb_lora_or_qlora_explained(tmp_path):
+    a = _advise(model=LLAMA7, gpu="rtx-4090", data=write_jsonl(tmp_path / "d.jsonl", chat_rows(500)))
+    assert a.method in (Method.LORA, Method.QLORA)
+    assert a.candidates[Method.QLORA].fits
+    assert not a.candidates[Method.FULL].fits  # a 24 GB card does not fully fine-tune a 7B model
+    assert "QLoRA" in a.reasons[0] and "LoRA" in a.reasons[0]
+
+
+def test_fact_50k_examples_budget_and_8x80gb_full():
+    a = _advise(model="meta-llama/Llama-3.1-8B", gpu="a100-80gb", gpus=8, examples=50_000,
+                tokens_per_example=600, budget_usd=5_000)
+    assert a.method is Method.FULL and a.rule == "large-data-full"
+    assert any("forgetting" in n for n in a.notes)
+
+
+def test_fact_preference_data_dpo(tmp_path):
+    rows = [{"prompt": f"Customer {i} asks about a late parcel.", "chosen": f"Sorry, parcel {i} is on its way.",
+             "rejected": f"Not my problem {i}."} for i in range(600)]
+    a = _advise(model="Qwen/Qwen2.5-1.5B", gpu="a100-80gb", data=write_jsonl(tmp_path / "p.jsonl", rows))
+    assert a.method is Method.DPO
+
+
+def test_fact_ten_tasks_lora_adapters(tmp_path):
+    a = _advise(model=LLAMA7, gpu="a100-80gb", tasks=10, data=write_jsonl(tmp_path / "d.jsonl", chat_rows(2_000)))
+    assert a.method in (Method.LORA, Method.QLORA) and a.rule == "many-tasks"
+
+
+def test_fact_full_that_does_not_fit_gets_the_cheapest_changes(tmp_path):
+    a = _advise(model=LLAMA7, gpu="rtx-4090", method=Method.FULL, data=write_jsonl(tmp_path / "d.jsonl", chat_rows(500)))
+    assert a.method is Method.FULL and not a.chosen.fits
+    fixes = a.fixes[Method.FULL]
+    assert fixes and all(f["fits"] for f in fixes)
+    assert any(f["method"] == "qlora" for f in fixes)
+    assert a.to_dict()["recommendation"]["fixes"] == fixes
+
+
+def test_fact_16gb_laptop_without_gpu_cannot_fine_tune_7b():
+    a = _advise(model=LLAMA7, gpu="cpu", gpu_mem_gib=16, examples=1_000, tokens_per_example=400)
+    assert not any(a.candidates[m].fits for m in (Method.LORA, Method.QLORA, Method.FULL))
+    assert a.rule == "nothing-fits"
+
+
+def test_fact_qlora_65b_in_48gb_with_paged_optimizer():
+    a = _advise(model="huggyllama/llama-65b", gpu="rtx-a6000", examples=1_000, tokens_per_example=400)
+    assert a.method is Method.QLORA and a.chosen.fits
+    assert a.chosen.settings.optimizer == "paged-adamw-8bit"
