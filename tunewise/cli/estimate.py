@@ -1,9 +1,90 @@
-"""`tunewise estimate`."""
+"""`tunewise estimate`: memory per device, fit, time and cost of one training setting."""
+
+from __future__ import annotations
+
+import json
 
 import click
 
+METHOD_CHOICES = ("prompt", "lora", "qlora", "full", "dpo", "rlhf")
+OPTIMIZERS = ("adamw", "adamw-8bit", "paged-adamw-8bit", "sgd")
+PRECISIONS = ("bf16", "fp16", "fp32", "amp")
+# flag -> TrainSettings field (only the flags the user gave override the defaults)
+SETTINGS_FLAGS = ("batch_size", "grad_accum", "seq_len", "epochs", "max_steps", "lora_rank", "lora_targets",
+                  "optimizer", "precision", "gradient_checkpointing", "zero_stage", "cpu_offload")
+
 
 @click.command("estimate")
-def command() -> None:
-    """(in progress)"""
-    raise click.ClickException("tunewise estimate is not implemented yet")
+@click.option("--model", help="Hub id from the catalog, a config.json, or a local model folder.")
+@click.option("--method", type=click.Choice(METHOD_CHOICES, case_sensitive=False), default="lora", show_default=True)
+@click.option("--batch-size", type=int, help="Micro-batch per device (DPO: pairs).  [default: 4]")
+@click.option("--grad-accum", type=int, help="Gradient accumulation steps.  [default: 1]")
+@click.option("--seq-len", type=int, help="Tokens per sequence.  [default: 2048]")
+@click.option("--gradient-checkpointing/--no-gradient-checkpointing", default=None,
+              help="Recompute activations in backward.  [default: on]")
+@click.option("--lora-rank", type=int, help="LoRA rank r.  [default: 16]")
+@click.option("--lora-targets", help="q_proj,v_proj | all-linear | any comma list of module names.  [default: all-linear]")
+@click.option("--optimizer", type=click.Choice(OPTIMIZERS), help="[default: adamw]")
+@click.option("--precision", type=click.Choice(PRECISIONS), help="[default: bf16]")
+@click.option("--gpu", help="Device from the hardware catalog (rtx-4090, a100-80gb, h100, cpu, ...).  [default: cpu]")
+@click.option("--gpu-mem-gib", type=float, help="Memory per device in GiB (needed for a device not in the catalog).")
+@click.option("--gpus", type=int, default=1, show_default=True, help="Number of devices.")
+@click.option("--zero-stage", type=int, help="ZeRO / FSDP sharding stage 0-3 over --gpus.  [default: 0]")
+@click.option("--cpu-offload", is_flag=True, default=None, help="Optimizer states (and ZeRO-3 weights) in CPU RAM.")
+@click.option("--epochs", type=float, help="Passes over the data.  [default: 1]")
+@click.option("--max-steps", type=int, help="Optimizer steps (overrides --epochs).")
+@click.option("--examples", type=int, help="Training examples (DPO: pairs).")
+@click.option("--tokens-per-example", type=float, help="Average tokens per example.  [default: --seq-len]")
+@click.option("--tokens", type=int, help="Training tokens per epoch (instead of --examples).")
+@click.option("--price", type=float, help="$ per device-hour (overrides the catalog price).")
+@click.option("--hardware-file", type=click.Path(dir_okay=False), help="YAML with extra devices or prices.")
+@click.option("--adapter/--no-adapter", "preference_adapter", default=True, show_default=True,
+              help="DPO/RLHF: train a LoRA adapter (reference = adapter disabled) or all weights.")
+@click.option("--json", "as_json", is_flag=True, help="Print the estimate/v1 JSON.")
+@click.option("--list-models", is_flag=True, help="List the built-in model catalog and exit.")
+@click.option("--list-hardware", is_flag=True, help="List the hardware catalog and exit.")
+def command(**opts) -> None:
+    """Estimate memory per device, whether it fits, time and cost for one setting.
+
+    \b
+    Example:
+      tunewise estimate --model meta-llama/Llama-3.1-8B --method qlora --gpu rtx-4090 \\
+          --batch-size 1 --seq-len 2048 --examples 5000 --tokens-per-example 400
+      tunewise estimate --model ./my-model/config.json --method full --gpu h100 --gpus 8 \\
+          --zero-stage 3 --tokens 200000000 --json
+    """
+    from tunewise.cli.estimate_text import list_hardware_text, list_models_text, render
+
+    if opts["list_models"]:
+        click.echo(list_models_text())
+        return
+    if opts["list_hardware"]:
+        click.echo(list_hardware_text(opts["hardware_file"]))
+        return
+    if not opts["model"]:
+        raise click.UsageError("--model is required (or use --list-models)")
+    result = run_estimate(opts)
+    if opts["as_json"]:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        click.echo(render(result))
+
+
+def run_estimate(opts: dict):
+    """Build the inputs from the parsed flags and call advisor.estimate.estimate."""
+    from advisor.estimate import estimate
+    from advisor.hardware import resolve_hardware
+    from advisor.memory import MemoryKnobs
+    from advisor.models import resolve_model
+    from tunewise.methods import parse_method
+    from tunewise.settings import TrainSettings
+
+    given = {k: opts[k] for k in SETTINGS_FLAGS if opts.get(k) is not None}
+    settings = TrainSettings(**given)
+    spec = resolve_model(opts["model"])
+    hardware = resolve_hardware(opts["gpu"], opts["gpu_mem_gib"], opts["hardware_file"])
+    return estimate(
+        spec, parse_method(opts["method"]), hardware, settings, gpus=opts["gpus"], tokens=opts["tokens"],
+        examples=opts["examples"], avg_tokens_per_example=opts["tokens_per_example"],
+        price_usd_per_hour=opts["price"], knobs=MemoryKnobs(preference_adapter=opts["preference_adapter"]),
+    )
