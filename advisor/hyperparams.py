@@ -14,7 +14,8 @@ Sources for the constants:
   Lower LR forgets less but needs more steps; replay of general data breaks the trade-off:
       eval_notes.md sec. 2.3-2.4 (CT0 1% rehearsal; Marek et al. 2026).  5% replay is our
       starting point with a margin over the 1% anchors; sweep it.
-  DPO beta 0.1 and LR 1e-6: Rafailov et al. 2023 and trl's DPOConfig defaults.
+  DPO beta 0.1: Rafailov et al. 2023 and trl's DPOConfig default.  DPO LR: Zephyr's full-weight
+      5e-7 (Tunstall et al. 2023) x ~10 for an adapter (Biderman et al. 2024) = 5e-6.
 """
 
 from __future__ import annotations
@@ -31,10 +32,14 @@ from tunewise.settings import TrainSettings
 ALL = tuple(Method)
 TRAINING = tuple(m for m in Method if m.trains)
 ADAPTERS = (Method.LORA, Method.QLORA)
+# DPO and RLHF train a LoRA adapter too: the estimator assumes it (the reference model is
+# the base with the adapter switched off), so they get the adapter settings.
+PEFT = ADAPTERS + (Method.DPO, Method.RLHF)
 FULL_WEIGHT = (Method.FULL, Method.DPO, Method.RLHF)
 GLOBAL_BATCH = 16  # sequences per optimizer step (QLoRA paper's batch for <= 13B models)
 BATCH_CHOICES = (16, 8, 4, 2, 1)
 ROOMY_BATCH = 4  # turn checkpointing off only if this micro-batch still fits without it
+HEADROOM = 0.9  # batch choices keep 10% of memory free: estimates err (benchmarks/estimate_accuracy)
 SEQ_MULTIPLE = 128
 REPLAY_FRACTION = 0.05
 
@@ -53,13 +58,20 @@ def _always(*_: Any) -> bool:
     return True
 
 
-def _fits(s: Situation, m: Method, values: dict, **changes: Any) -> bool:
+def _fits(s: Situation, m: Method, values: dict, headroom: float = 1.0, **changes: Any) -> bool:
+    """Whether the estimate fits, optionally within `headroom` x the device memory."""
     est = s.estimate(m, TrainSettings(**{**values, **changes}), s.gpus, None)
-    return bool(est.get("fits")) and bool(est.get("supported", True))
+    ok = bool(est.get("fits")) and bool(est.get("supported", True))
+    return ok and est["memory_gib"]["total"] <= headroom * s.memory_gib if headroom < 1 else ok
 
 
 def _largest_batch(s: Situation, m: Method, values: dict) -> int | None:
-    return next((b for b in BATCH_CHOICES if _fits(s, m, values, batch_size=b)), None)
+    """Largest micro-batch within HEADROOM of memory; else the largest that fits at all."""
+    for headroom in (HEADROOM, 1.0):
+        found = next((b for b in BATCH_CHOICES if _fits(s, m, values, headroom, batch_size=b)), None)
+        if found is not None:
+            return found
+    return None
 
 
 def _zero_stage(s: Situation, m: Method, values: dict) -> int:
@@ -111,16 +123,16 @@ RULES: tuple[SettingRule, ...] = (
                 lambda *_: "AdamW, the standard; 8-bit or paged variants appear below if memory is short"),
     # -- adapters
     SettingRule("lora_rank", "style-low-rank", lambda s, m, v: s.goal == "style", lambda *_: 8,
-                lambda *_: "style/format is a low-rank change: r = 8 is enough", ADAPTERS),
+                lambda *_: "style/format is a low-rank change: r = 8 is enough", PEFT),
     SettingRule("lora_rank", "knowledge-high-rank", lambda s, m, v: s.goal == "knowledge" and _n(s) >= 5_000,
                 lambda *_: 64, lambda s, *_: f"new knowledge from {_n(s):,} examples needs capacity: full FT "
-                "learns 10-100x higher-rank updates than typical LoRA (Biderman et al. 2024)", ADAPTERS),
+                "learns 10-100x higher-rank updates than typical LoRA (Biderman et al. 2024)", PEFT),
     SettingRule("lora_rank", "default-rank", _always, lambda *_: 16,
-                lambda *_: "r = 16, a common middle ground; raise it if the domain loss plateaus", ADAPTERS),
+                lambda *_: "r = 16, a common middle ground; raise it if the domain loss plateaus", PEFT),
     SettingRule("lora_alpha", "alpha-2r", _always, lambda s, m, v: 2 * v["lora_rank"],
-                lambda *_: "alpha = 2r (Biderman et al. 2024 recipe)", ADAPTERS),
+                lambda *_: "alpha = 2r (Biderman et al. 2024 recipe)", PEFT),
     SettingRule("lora_targets", "all-linear", _always, lambda *_: "all-linear",
-                lambda *_: "every linear layer: needed to match full fine-tuning (QLoRA paper, sec. 4)", ADAPTERS),
+                lambda *_: "every linear layer: needed to match full fine-tuning (QLoRA paper, sec. 4)", PEFT),
     # -- learning rate and length of training
     SettingRule("learning_rate", "full-preserve", lambda s, m, v: m is Method.FULL and s.preserve_general,
                 lambda *_: 5e-6, lambda *_: "half the usual full-FT LR: lower LRs forget less "
@@ -133,9 +145,9 @@ RULES: tuple[SettingRule, ...] = (
                 lambda *_: "half the usual LoRA LR to preserve general skills (eval_notes sec. 2.4)", ADAPTERS),
     SettingRule("learning_rate", "lora-default", _always, lambda *_: 2e-4,
                 lambda *_: "QLoRA paper's LoRA LR for <= 13B models (~10x full FT's)", ADAPTERS),
-    SettingRule("learning_rate", "preference-lr", _always, lambda *_: 1e-6,
-                lambda *_: "preference tuning moves a trained policy a little: 1e-6 (trl's DPO default)",
-                (Method.DPO, Method.RLHF)),
+    SettingRule("learning_rate", "preference-lr", _always, lambda *_: 5e-6,
+                lambda *_: "preference tuning with an adapter: full-weight DPO recipes use ~5e-7 (Zephyr), and "
+                "adapters want ~10x more (Biderman et al. 2024)", (Method.DPO, Method.RLHF)),
     SettingRule("dpo_beta", "dpo-beta", _always, lambda *_: 0.1,
                 lambda *_: "beta = 0.1 keeps the policy near the reference (DPO paper, trl default)", (Method.DPO,)),
     SettingRule("epochs", "preference-one-epoch", lambda s, m, v: m in (Method.DPO, Method.RLHF), lambda *_: 1.0,
@@ -157,14 +169,14 @@ RULES: tuple[SettingRule, ...] = (
                 "estimate fits" if x else f"{s.gpus} GPUs: plain data parallel fits, no sharding needed"),
     SettingRule("zero_stage", "single-device", _always, lambda *_: 0, lambda *_: "one device: no sharding"),
     SettingRule("gradient_checkpointing", "roomy", lambda s, m, v: _fits(
-        s, m, v, gradient_checkpointing=False, batch_size=v.get("batch_size", ROOMY_BATCH)), lambda *_: False,
-                lambda s, m, v, x: f"fits at micro-batch {v.get('batch_size', ROOMY_BATCH)} without it: "
-                "skip the ~33% recompute"),
+        s, m, v, HEADROOM, gradient_checkpointing=False, batch_size=v.get("batch_size", ROOMY_BATCH)),
+                lambda *_: False, lambda s, m, v, x: f"micro-batch {v.get('batch_size', ROOMY_BATCH)} fits "
+                f"without it within {HEADROOM:.0%} of memory: skip the ~33% recompute"),
     SettingRule("gradient_checkpointing", "needed", _always, lambda *_: True,
                 lambda *_: "recompute activations in the backward pass (+~33% compute) to save memory"),
     SettingRule("batch_size", "largest-fitting", lambda s, m, v: _largest_batch(s, m, v) is not None,
                 _largest_batch, lambda s, m, v, x: f"largest micro-batch of {list(BATCH_CHOICES)} whose "
-                f"estimate fits in {s.memory_gib:g} GiB"),
+                f"estimate fits in {HEADROOM:.0%} of {s.memory_gib:g} GiB (or at all, if none does)"),
     SettingRule("batch_size", "nothing-fits", _always, lambda *_: 1,
                 lambda *_: "even micro-batch 1 does not fit: see the changes that make it fit"),
     SettingRule("grad_accum", "global-batch", _always,

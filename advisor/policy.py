@@ -61,14 +61,16 @@ def _size(method: Method, s: Situation) -> str:
 
 
 def _lora_vs_qlora(s: Situation) -> str:
+    """Why LoRA over QLoRA when both fit: same adapter, 16-bit base, faster steps."""
     lora, qlora = s.candidates[Method.LORA], s.candidates[Method.QLORA]
+    at = f"LoRA fits at micro-batch {lora.settings.batch_size} ({_size(Method.LORA, s)})"
     if not s.ok(Method.QLORA):
-        return f"LoRA fits ({_size(Method.LORA, s)}); {s.why_not(Method.QLORA)}"
+        return f"{at}; {s.why_not(Method.QLORA)}"
     slower = ""
     if lora.time_hours and qlora.time_hours:
-        slower = f", {qlora.time_hours / lora.time_hours:.1f}x the time of LoRA (4-bit dequantisation)"
-    return (f"LoRA fits ({_size(Method.LORA, s)}) and keeps the base in 16-bit; "
-            f"QLoRA would need {_size(Method.QLORA, s)}{slower}")
+        slower = f", {qlora.time_hours / lora.time_hours:.1f}x LoRA's time (4-bit dequantisation in every step)"
+    return (f"{at} with the base in 16-bit, so QLoRA's memory saving is not needed; QLoRA would run "
+            f"micro-batch {qlora.settings.batch_size} ({_size(Method.QLORA, s)}){slower}")
 
 
 def _data_size(s: Situation) -> str:

@@ -29,7 +29,7 @@ def test_mid_size_data_lora_when_it_fits_with_the_comparison_explained():
     s = situation(examples=500, format="messages", lengths_p95=700, memory_gib=80)
     choice = decide(s)
     assert choice.method is Method.LORA and choice.rule == "lora-fits"
-    assert "QLoRA would need" in choice.reasons[0]
+    assert "QLoRA would run micro-batch" in choice.reasons[0]
 
 
 def test_qlora_when_lora_does_not_fit():
