@@ -44,9 +44,12 @@ class TrainSettings:
     replay: float = 0.0  # fraction of general data mixed into training
     num_fewshot: int = 5  # prompt method: demonstrations in the prompt
     dpo_beta: float = 0.1
+    # dpo: train a LoRA adapter?  None: yes from the base or an adapter run, no from a
+    # full fine-tuning run (runners/dpo.py has the table).
+    dpo_lora: bool | None = None
     seed: int = 42
     logging_steps: int = 5
-    save_steps: int | None = None  # None: save at the end (and on interrupt)
+    save_steps: int | None = None  # None: every 500 steps (runners/translate.py) and on interrupt
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "grad_accum", "seq_len", "lora_rank", "logging_steps"):

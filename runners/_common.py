@@ -1,0 +1,298 @@
+"""Helpers every runner shares: run folders, device and precision, seeding, defaults, versions.
+
+Nothing here knows an upstream argument name (that is `runners/translate.py`); torch is
+imported inside the functions that need it.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tunewise import __version__
+from tunewise.errors import InputError, TunewiseError
+from tunewise.methods import Method
+from tunewise.plan import Plan
+from tunewise.records import RunRecord, load_run_record
+from tunewise.settings import TrainSettings
+
+# A run name is one path component: it can never climb out of the output folder.
+RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+CHECKPOINTS = "checkpoints"
+PACKAGES = ("torch", "transformers", "peft", "trl", "accelerate", "bitsandbytes", "datasets", "tokenizers")
+
+
+class RunInterrupted(TunewiseError):
+    """Training stopped on SIGINT/SIGTERM after saving a checkpoint (status "interrupted")."""
+
+    exit_code = 130
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to execute a plan (not what to train: that is the plan)."""
+
+    resume: bool = False
+    overwrite: bool = False
+    merge: bool = False
+    num_processes: int = 1
+    device: str = "auto"  # cpu | cuda | auto
+    precision_forced: bool = False  # the user chose --precision: honour it even on CPU
+    callbacks: tuple[Any, ...] = ()  # extra transformers TrainerCallbacks (tooling, tests)
+
+    def __post_init__(self) -> None:
+        if self.resume and self.overwrite:
+            raise InputError("choose one of --resume and --overwrite", field="resume")
+        if self.num_processes < 1:
+            raise InputError(f"must be >= 1, got {self.num_processes}", field="num_processes")
+        if self.device not in ("cpu", "cuda", "auto"):
+            raise InputError(f"expected cpu, cuda or auto, got {self.device!r}", field="device")
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Where and in which number format training actually runs, and why."""
+
+    device: str  # cpu | cuda
+    precision: str  # fp32 | bf16 | fp16 (resolved; "amp" never survives resolution)
+    reason: str
+    world_size: int = 1
+    rank: int = 0
+    local_rank: int = 0
+    threads: int | None = None  # torch intra-op threads on CPU
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@dataclass
+class RunContext:
+    """Everything a runner needs; the record it fills is written by the caller."""
+
+    plan: Plan
+    settings: TrainSettings  # resolved: learning_rate filled in, precision as run
+    run_dir: Path
+    runtime: Runtime
+    options: RunOptions
+    record: RunRecord
+    resume_from: str | None = None  # checkpoint folder to continue from
+    notes: list[str] = field(default_factory=list)  # what the runner decided, for the record
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.run_dir / CHECKPOINTS
+
+
+# ----------------------------------------------------------------------------- run folders
+
+
+def run_dir_for(out_dir: str | Path, name: str) -> Path:
+    """`out_dir/name`, refusing names that are not a single safe path component."""
+    if not RUN_NAME.match(name) or name in (".", ".."):
+        raise InputError(
+            f"invalid run name {name!r}: use letters, digits, '.', '_' or '-' (no slashes), "
+            "starting with a letter or digit",
+            field="name",
+        )
+    out = Path(out_dir).resolve()
+    run_dir = (out / name).resolve()
+    if run_dir.parent != out:  # belt and braces: a symlink named like a run must not escape
+        raise InputError("run folder must be directly inside the output folder", path=run_dir, field="name")
+    return run_dir
+
+
+def prepare_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> str:
+    """Create or reuse the run folder; returns "new", "resume" or "overwrite".
+
+    An existing, non-empty folder is refused unless --resume or --overwrite.  --overwrite
+    only deletes a folder that is a tunewise run (has record.json): a user's own folder that
+    happens to share the name is never deleted.
+    """
+    if not run_dir.exists() or (run_dir.is_dir() and not any(run_dir.iterdir())):
+        run_dir.mkdir(parents=True, exist_ok=True)
+        return "new"
+    if not run_dir.is_dir():
+        raise InputError("exists and is not a folder; choose another --name", path=run_dir)
+    is_run = (run_dir / "record.json").exists()
+    if resume:
+        if not is_run:
+            raise InputError("not a tunewise run folder (no record.json); nothing to resume", path=run_dir)
+        previous = load_run_record(run_dir)
+        if previous.status == "completed":
+            raise InputError("this run already completed; use --overwrite to train it again", path=run_dir)
+        return "resume"
+    if overwrite:
+        if not is_run:
+            raise InputError("exists but is not a tunewise run folder; refusing to delete it", path=run_dir)
+        shutil.rmtree(run_dir)
+        run_dir.mkdir(parents=True)
+        return "overwrite"
+    raise InputError("run folder already exists; pass --resume to continue it or --overwrite to replace it", path=run_dir)
+
+
+def last_complete_checkpoint(folder: Path) -> Path | None:
+    """The newest `checkpoint-N` whose trainer state was fully written, or None.
+
+    transformers writes `trainer_state.json` last (after weights, optimizer, scheduler and
+    RNG state; `Trainer._save_checkpoint`), so a checkpoint without a readable one was cut
+    off mid-write (e.g. SIGKILL) and is skipped.
+    """
+    import json
+
+    if not folder.is_dir():
+        return None
+    found = []
+    for path in folder.iterdir():
+        match = re.fullmatch(r"checkpoint-(\d+)", path.name)
+        if not (match and path.is_dir()):
+            continue
+        try:
+            json.loads((path / "trainer_state.json").read_text())
+        except (OSError, ValueError):
+            continue
+        found.append((int(match.group(1)), path))
+    return max(found)[1] if found else None
+
+
+# ----------------------------------------------------------------------------- device and precision
+
+
+def resolve_runtime(requested: str, precision: str, *, forced: bool, world_size: int = 1) -> Runtime:
+    """Pick the device and the number format, with the reason (recorded in the run).
+
+    CPU trains in fp32 unless the user forced a format with --precision: bf16 autocast on
+    CPU is slow or unsupported for many kernels, and fp16 is not supported at all.  On CUDA
+    "bf16"/"amp" fall back to fp16 on GPUs without bf16 (pre-Ampere).
+    """
+    import torch
+
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    world_size = int(os.environ.get("WORLD_SIZE", str(world_size)))
+    has_cuda = torch.cuda.is_available()
+    if requested == "cuda" and not has_cuda:
+        raise InputError("--device cuda requested but torch sees no CUDA GPU", field="device")
+    device = "cuda" if requested == "cuda" or (requested == "auto" and has_cuda) else "cpu"
+    if device == "cpu":
+        if forced and precision == "fp16":
+            raise InputError("fp16 training is not supported on CPU; use fp32 or bf16", field="precision")
+        if forced and precision == "bf16":
+            chosen, reason = "bf16", "bf16 forced by --precision on CPU"
+        else:
+            chosen, reason = "fp32", f"CPU: fp32 instead of the plan's {precision} (bf16 autocast is slow on CPU)"
+        threads = _cpu_threads(world_size)
+        torch.set_num_threads(threads)
+        return Runtime("cpu", chosen, reason, world_size, rank, local_rank, threads)
+    bf16_ok = torch.cuda.is_bf16_supported()
+    if precision in ("bf16", "amp"):
+        chosen = "bf16" if bf16_ok else "fp16"
+        reason = "bf16 supported" if bf16_ok else "GPU lacks bf16: fp16 mixed precision instead"
+    else:
+        chosen, reason = precision, f"{precision} as planned"
+    return Runtime("cuda", chosen, reason, world_size, rank, local_rank, None)
+
+
+def _cpu_threads(world_size: int) -> int:
+    """Intra-op threads: OMP_NUM_THREADS if set, else the cores split between processes."""
+    if os.environ.get("OMP_NUM_THREADS"):
+        return max(1, int(os.environ["OMP_NUM_THREADS"]))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // max(1, world_size))
+
+
+# ----------------------------------------------------------------------------- learning rates
+
+
+def default_learning_rate(method: Method, *, adapter: bool) -> tuple[float, str]:
+    """A method-appropriate learning rate and where it comes from.
+
+    - full SFT 2e-5: trl `SFTConfig` default; Alpaca (Taori et al. 2023) trained LLaMA-7B
+      at 2e-5.
+    - LoRA/QLoRA 2e-4: QLoRA paper (Dettmers et al. 2023, appendix B) uses 2e-4 for 7B/13B
+      (1e-4 for 33B/65B); trl's PEFT examples use 2e-4.
+    - DPO full 5e-7: Zephyr-7B-beta DPO (Tunstall et al. 2023); trl `DPOConfig` default 1e-6.
+    - DPO LoRA 5e-6: alignment-handbook zephyr-7b-beta QLoRA DPO recipe.
+    """
+    if method is Method.DPO:
+        return (5e-6, "DPO+LoRA default (alignment-handbook QLoRA DPO recipe)") if adapter else (
+            5e-7,
+            "full DPO default (Zephyr-7B-beta, Tunstall et al. 2023)",
+        )
+    if method in (Method.LORA, Method.QLORA):
+        return 2e-4, "LoRA/QLoRA default (QLoRA paper, Dettmers et al. 2023)"
+    return 2e-5, "full fine-tuning default (trl SFTConfig; Alpaca)"
+
+
+def resolve_learning_rate(ctx: RunContext, *, adapter: bool) -> None:
+    """Fill in the method's default learning rate when the plan leaves it unset."""
+    if ctx.settings.learning_rate is not None:
+        ctx.notes.append(f"learning rate {ctx.settings.learning_rate:g}: from the plan")
+        return
+    rate, source = default_learning_rate(ctx.plan.method, adapter=adapter)
+    ctx.settings = ctx.settings.replace(learning_rate=rate)
+    ctx.notes.append(f"learning rate {rate:g}: {source}")
+
+
+# ----------------------------------------------------------------------------- record helpers
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of everything that shapes a run (DESIGN: records carry versions)."""
+    versions = {"tunewise": __version__, "python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    commit = _git_commit()
+    if commit:
+        versions["tunewise_git"] = commit
+    return versions
+
+
+def _git_commit() -> str | None:
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def seed_everything(seed: int) -> None:
+    """Python, numpy and torch RNGs (transformers.set_seed); the Trainer re-seeds the same way."""
+    from transformers import set_seed
+
+    set_seed(seed)
+
+
+def is_local_model(model: str) -> bool:
+    return Path(model).expanduser().exists()
+
+
+def model_reference(model: str) -> str:
+    """An absolute folder for a local model, else the hub id unchanged."""
+    path = Path(model).expanduser()
+    return str(path.resolve()) if path.exists() else model

@@ -1,0 +1,214 @@
+"""Training mechanics shared by the SFT and DPO runners: load, train and measure, save.
+
+The runners decide *what* to train; this module owns the identical parts around
+`trainer.train()`: the callbacks, the peak-memory meter, filling the run record, and
+writing artifacts atomically (into a hidden folder, then one rename) so a crash never
+leaves a half-written `adapter/` or `model/`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from runners._callbacks import MetricsLog, Progress, StopOnSignal
+from runners._common import RunContext, RunInterrupted
+from runners._memory import PeakMemoryMeter
+from tunewise.atomic import atomic_write_json
+from tunewise.errors import InputError, RunFailedError
+
+
+@dataclass
+class Watchers:
+    metrics: MetricsLog
+    stop: StopOnSignal
+
+
+def load_tokenizer(model_ref: str):
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model_ref)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot load the tokenizer: {_first_line(exc)}", path=model_ref, field="model") from None
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token  # batches need a pad id; it is masked out
+    return tokenizer
+
+
+def load_model(model_ref: str, load_kwargs: dict[str, Any]):
+    from transformers import AutoModelForCausalLM
+
+    try:
+        return AutoModelForCausalLM.from_pretrained(model_ref, **load_kwargs)
+    except OSError as exc:
+        raise InputError(f"cannot load the model: {_first_line(exc)}", path=model_ref, field="model") from None
+
+
+def trainable_parameters(model) -> int:
+    """sum(numel) over parameters with requires_grad: what the advisor's estimate must equal."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def watch(trainer, ctx: RunContext, label: str) -> Watchers:
+    """Replace the Trainer's printing callbacks with ours; add the caller's extra ones."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    metrics = MetricsLog(ctx.run_dir / "metrics.jsonl", write=ctx.runtime.is_main)
+    stop = StopOnSignal()
+    for callback in (metrics, stop, Progress(label, enabled=ctx.runtime.is_main), *ctx.options.callbacks):
+        trainer.add_callback(callback)
+    return Watchers(metrics, stop)
+
+
+def train_and_measure(trainer, ctx: RunContext, watchers: Watchers) -> None:
+    """trainer.train() between the memory meter's start and stop; fills the record."""
+    record = ctx.record
+    meter = PeakMemoryMeter(ctx.runtime.device)
+    if ctx.resume_from:
+        _trim_metrics(ctx.run_dir / "metrics.jsonl", ctx.resume_from)
+    tokens_before = _tokens_in_checkpoint(ctx.resume_from)
+    meter.start()
+    start = time.perf_counter()
+    try:
+        output = trainer.train(resume_from_checkpoint=ctx.resume_from)
+    finally:
+        elapsed = time.perf_counter() - start
+        record.peak_memory = meter.stop()
+        watchers.stop.restore()
+        state = trainer.state
+        record.steps = state.global_step
+        record.planned_steps = state.max_steps or watchers.metrics.planned_steps
+        record.train_tokens = int(state.num_input_tokens_seen)
+        record.train_time_s = round(elapsed, 3)
+        record.tokens_per_s = round((record.train_tokens - tokens_before) / max(elapsed, 1e-9), 2)
+        losses = [r["loss"] for r in watchers.metrics.rows if "loss" in r]
+        record.final_loss = losses[-1] if losses else None
+        _gather_peaks(record, ctx)
+    record.extra["mean_train_loss"] = round(output.training_loss, 6)
+    _raise_if_stopped(watchers, ctx)
+
+
+def _raise_if_stopped(watchers: Watchers, ctx: RunContext) -> None:
+    nan = watchers.metrics.nan
+    if nan is not None:
+        raise RunFailedError(
+            f"loss became {nan.get('loss')} (grad norm {nan.get('grad_norm')}) at step {nan['step']} with "
+            f"learning rate {ctx.settings.learning_rate:g}; training stopped. Lower --lr, train in fp32, "
+            "or check the model and data for broken values"
+        )
+    if watchers.stop.received:
+        raise RunInterrupted(
+            f"stopped by {watchers.stop.received} at step {ctx.record.steps}; a checkpoint was saved: "
+            "continue with --resume"
+        )
+
+
+def _trim_metrics(path: Path, checkpoint: str) -> None:
+    """Drop metric rows logged after the checkpoint we resume from (they will be redone)."""
+    step = int(Path(checkpoint).name.split("-")[-1])
+    if not path.exists():
+        return
+    rows = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
+    from tunewise.atomic import atomic_write_text
+
+    atomic_write_text(path, "".join(r + "\n" for r in rows))
+
+
+def _tokens_in_checkpoint(checkpoint: str | None) -> int:
+    if not checkpoint:
+        return 0
+    state = json.loads((Path(checkpoint) / "trainer_state.json").read_text())
+    return int(state.get("num_input_tokens_seen", 0))
+
+
+def _gather_peaks(record, ctx: RunContext) -> None:
+    """With several processes, keep every rank's peak (rank 0's stays the headline)."""
+    import torch.distributed as dist
+
+    if ctx.runtime.world_size <= 1 or not (dist.is_available() and dist.is_initialized()):
+        return
+    mine = {"rank": ctx.runtime.rank, **{k: v for k, v in vars(record.peak_memory).items() if k != "per_rank"}}
+    everyone: list[Any] = [None] * ctx.runtime.world_size
+    dist.all_gather_object(everyone, mine)
+    record.peak_memory.per_rank = everyone
+
+
+# ----------------------------------------------------------------------------- artifacts
+
+
+def save_adapter(trainer, tokenizer, run_dir: Path, base_ref: str) -> str:
+    """`adapter/` in PEFT format whose config names the base a plain PeftModel load needs."""
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    if "ref" in getattr(model, "peft_config", {}):
+        model.delete_adapter("ref")  # trl's frozen DPO reference copy is not part of the result
+
+    def write(tmp: Path) -> None:
+        model.save_pretrained(tmp)  # adapter_config.json + adapter_model.safetensors
+        tokenizer.save_pretrained(tmp)
+        config_path = tmp / "adapter_config.json"
+        config = json.loads(config_path.read_text())
+        config["base_model_name_or_path"] = base_ref
+        atomic_write_json(config_path, config)
+
+    return _publish(run_dir, "adapter", write, trainer)
+
+
+def save_full_model(trainer, tokenizer, run_dir: Path, precision: str) -> str:
+    """`model/`: a plain transformers checkpoint (safetensors), saved in the training precision."""
+    import torch
+
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    model.config.use_cache = True  # gradient checkpointing turned the KV cache off for training
+    if precision in ("bf16", "fp16"):
+        model = model.to(torch.bfloat16 if precision == "bf16" else torch.float16)
+
+    def write(tmp: Path) -> None:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+
+    return _publish(run_dir, "model", write, trainer)
+
+
+def merge_adapter(base_ref: str, run_dir: Path, load_kwargs: dict[str, Any], tokenizer) -> str:
+    """`merged/`: base + adapter folded into one plain checkpoint (--merge)."""
+    from peft import PeftModel
+
+    base = load_model(base_ref, load_kwargs)
+    merged = PeftModel.from_pretrained(base, str(run_dir / "adapter")).merge_and_unload()
+
+    def write(tmp: Path) -> None:
+        merged.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+
+    return _publish(run_dir, "merged", write, None)
+
+
+def _publish(run_dir: Path, name: str, write, trainer) -> str:
+    """Write into `.name.partial`, then rename to `name`: readers never see half a folder."""
+    if trainer is not None:
+        trainer.accelerator.wait_for_everyone()
+        if not trainer.accelerator.is_main_process:
+            return name
+    tmp = run_dir / f".{name}.partial"
+    shutil.rmtree(tmp, ignore_errors=True)
+    write(tmp)
+    for leftover in tmp.glob("*.bin"):  # safetensors only: no pickles in published artifacts
+        leftover.unlink()
+    final = run_dir / name
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    return name
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

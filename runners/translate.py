@@ -1,0 +1,183 @@
+"""The one module that knows upstream argument names.
+
+Our `TrainSettings` (plus the resolved runtime) become trl's `SFTConfig` / `DPOConfig`,
+peft's `LoraConfig`, transformers' `BitsAndBytesConfig` and `from_pretrained` keyword
+arguments here and nowhere else: one translation function per trainer (`to_sft`,
+`to_dpo`) over a few shared pieces.  When trl/peft/transformers rename an argument, this
+file and the pinned upper bounds in pyproject.toml are what changes; the tiny-model
+integration tests catch the rename.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from runners._common import RunContext, Runtime
+from tunewise.settings import TrainSettings
+
+# Our optimizer names -> transformers `OptimizerNames`.
+OPTIMIZERS = {
+    "adamw": "adamw_torch",
+    "adamw-8bit": "adamw_bnb_8bit",
+    "paged-adamw-8bit": "paged_adamw_8bit",
+    "sgd": "sgd",
+}
+DEFAULT_SAVE_STEPS = 500  # checkpoints for --resume when the plan sets none
+KEEP_CHECKPOINTS = 2  # the last one plus one spare in case the newest is cut off mid-write
+
+
+@dataclass
+class Upstream:
+    """What a runner hands to trl: the trainer config and how to load the model."""
+
+    args: Any  # trl SFTConfig | DPOConfig
+    load_kwargs: dict[str, Any] = field(default_factory=dict)  # for AutoModelForCausalLM.from_pretrained
+    peft_config: Any = None  # peft LoraConfig | None
+    resolved: dict[str, Any] = field(default_factory=dict)  # upstream choices worth recording
+
+
+def to_sft(ctx: RunContext, *, loss: str, adapter: bool, quantized: bool) -> Upstream:
+    """SFTConfig (+ LoraConfig, BitsAndBytesConfig) for lora, qlora and full."""
+    from trl import SFTConfig
+
+    s = ctx.settings
+    args = SFTConfig(
+        **_training_args(ctx),
+        max_length=s.seq_len,
+        packing=s.packing,
+        # bfd packing needs FlashAttention's padding-free kernels; "wrapped" runs everywhere.
+        packing_strategy="bfd" if ctx.runtime.device == "cuda" else "wrapped",
+        completion_only_loss=loss in ("completion_only", "last_turn_completion"),
+        assistant_only_loss=loss == "assistant_only",
+    )
+    return Upstream(
+        args=args,
+        load_kwargs=_load_kwargs(ctx.runtime, adapter=adapter, quantized=quantized),
+        peft_config=_lora(s) if adapter else None,
+        resolved=_resolved(args, quantized),
+    )
+
+
+def to_dpo(ctx: RunContext, *, adapter: bool, new_adapter: bool) -> Upstream:
+    """DPOConfig (+ a new LoraConfig when DPO trains a fresh adapter)."""
+    from trl import DPOConfig
+
+    s = ctx.settings
+    args = DPOConfig(
+        **_training_args(ctx),
+        max_length=s.seq_len,
+        beta=s.dpo_beta,
+        loss_type=["sigmoid"],  # the original DPO loss (Rafailov et al. 2023): first step = ln 2
+    )
+    return Upstream(
+        args=args,
+        load_kwargs=_load_kwargs(ctx.runtime, adapter=adapter, quantized=False),
+        peft_config=_lora(s) if new_adapter else None,
+        resolved=_resolved(args, False),
+    )
+
+
+def _training_args(ctx: RunContext) -> dict[str, Any]:
+    """transformers.TrainingArguments fields shared by SFTConfig and DPOConfig."""
+    s: TrainSettings = ctx.settings
+    rt: Runtime = ctx.runtime
+    optim = OPTIMIZERS[s.optimizer]
+    if optim == "adamw_torch" and rt.device == "cuda":
+        optim = "adamw_torch_fused"  # one kernel per step on GPU; identical maths
+    return dict(
+        output_dir=str(ctx.checkpoints_dir),
+        per_device_train_batch_size=s.batch_size,
+        gradient_accumulation_steps=s.grad_accum,
+        num_train_epochs=s.epochs,
+        max_steps=s.max_steps if s.max_steps is not None else -1,
+        learning_rate=s.learning_rate,
+        lr_scheduler_type=s.lr_scheduler,
+        warmup_steps=s.warmup_ratio,  # a float in [0, 1) is a ratio of total steps (transformers 5)
+        weight_decay=s.weight_decay,
+        optim=optim,
+        gradient_checkpointing=s.gradient_checkpointing,
+        bf16=rt.precision == "bf16",
+        fp16=rt.precision == "fp16",
+        use_cpu=rt.device == "cpu",
+        seed=s.seed,
+        data_seed=s.seed,
+        logging_steps=s.logging_steps,
+        logging_first_step=True,
+        logging_nan_inf_filter=False,  # a NaN must reach the log so the run stops on it
+        include_num_input_tokens_seen="non_padding",
+        save_strategy="steps",
+        save_steps=s.save_steps or DEFAULT_SAVE_STEPS,
+        save_total_limit=KEEP_CHECKPOINTS,
+        report_to="none",
+        disable_tqdm=True,  # tunewise draws its own progress (runners/_callbacks.py)
+        dataloader_num_workers=0,
+        remove_unused_columns=True,
+        ddp_find_unused_parameters=False,
+    )
+
+
+def _lora(s: TrainSettings):
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=s.lora_rank,
+        lora_alpha=s.resolved_lora_alpha,
+        lora_dropout=s.lora_dropout,
+        target_modules=s.target_modules,
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+
+
+def quantization_config(rt: Runtime):
+    """QLoRA's 4-bit base: NF4 with double quantisation (Dettmers et al. 2023, §3)."""
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    compute = torch.bfloat16 if rt.precision == "bf16" else torch.float32
+    if rt.precision == "fp16":
+        compute = torch.float16
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=compute,
+    )
+
+
+def _load_kwargs(rt: Runtime, *, adapter: bool, quantized: bool) -> dict[str, Any]:
+    """from_pretrained kwargs.
+
+    Full fine-tuning keeps fp32 master weights and lets the Trainer autocast to bf16/fp16
+    (mixed precision, ZeRO paper's 16 bytes/param).  A frozen base under an adapter is
+    loaded directly in the compute precision: it never receives updates.
+    """
+    import torch
+
+    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+    kwargs: dict[str, Any] = {"dtype": dtypes[rt.precision] if adapter else torch.float32}
+    if quantized:
+        kwargs["quantization_config"] = quantization_config(rt)
+        # A 4-bit model cannot be moved after loading: place it on this rank's device now.
+        kwargs["device_map"] = {"": rt.local_rank if rt.device == "cuda" else "cpu"}
+    return kwargs
+
+
+def merge_load_kwargs(rt: Runtime) -> dict[str, Any]:
+    """Loading the base for --merge: never 4-bit (a merged model is a plain checkpoint)."""
+    import torch
+
+    return {"dtype": torch.bfloat16 if rt.precision == "bf16" else torch.float32}
+
+
+def _resolved(args, quantized: bool) -> dict[str, Any]:
+    out = {
+        "optim": getattr(args.optim, "value", args.optim),
+        "save_steps": args.save_steps,
+        "bf16": args.bf16,
+        "fp16": args.fp16,
+    }
+    if quantized:
+        out["quantization"] = "nf4 + double quantisation (bitsandbytes)"
+    return out
