@@ -26,7 +26,8 @@ from tunewise.methods import Method
 from tunewise.plan import DataSpec, HardwareSpec, Plan
 from tunewise.schema import stamp
 
-VERDICTS = ("recommended", "viable", "wrong-data", "too-little-data", "unsupported", "does-not-fit", "over-budget")
+VERDICTS = ("recommended", "viable", "unsupported", "does-not-fit", "over-budget", "too-slow", "wrong-data",
+            "too-little-data")
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class AdviceRequest:
     examples: int | None = None  # without --data: plan for this many examples
     tokens_per_example: float | None = None  # without --data
     budget_usd: float | None = None
+    max_hours: float = 72.0  # a training run longer than this is not offered as a plan
     tasks: int = 1
     goal: str | None = None  # knowledge | style | preference (aliases: skill, format, safety)
     preserve_general: bool = False
@@ -56,7 +58,7 @@ class AdviceRequest:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise InputError(f"must be positive, got {value}", field=name)
-        for name in ("budget_usd", "gpu_mem_gib", "tokens_per_example", "price_usd_per_hour"):
+        for name in ("budget_usd", "max_hours", "gpu_mem_gib", "tokens_per_example", "price_usd_per_hour"):
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise InputError(f"must be positive, got {value}", field=name)
@@ -77,6 +79,7 @@ class Advice:
     model: dict[str, Any]
     hardware: dict[str, Any]
     plan: Plan
+    request: AdviceRequest
     plan_path: str | None = None
 
     @property
@@ -137,7 +140,7 @@ def advise(request: AdviceRequest) -> Advice:
     )
     hardware = {"name": hw.name, "count": s.gpus, "memory_gib": hw.memory_gib, "kind": hw.kind}
     return Advice(choice.method, choice.rule, choice.reasons, choice.notes, s.candidates, fixes, profile,
-                  spec.summary(), hardware, plan)
+                  spec.summary(), hardware, plan, request)
 
 
 def decide(s: Situation) -> Choice:
@@ -186,9 +189,10 @@ def _situation(request: AdviceRequest, spec: Any, hw: Any, profile: DataProfile 
 
     s = Situation(
         model=spec.name, params=spec.params, max_position=spec.max_position, hardware=hw.name,
-        memory_gib=round(getattr(hw, "usable_gib", hw.memory_gib), 2), gpus=request.gpus, bf16=bool(getattr(hw, "bf16", True)),
-        device_kind=hw.kind, estimate=estimate, goal=normalise_goal(request.goal), tasks=request.tasks,
-        budget_usd=request.budget_usd, preserve_general=request.preserve_general, forced=request.method,
+        memory_gib=round(hw.usable_gib, 2), gpus=request.gpus, bf16=hw.bf16, device_kind=hw.kind,
+        estimate=estimate, paged_optimizer=hw.paged_optimizer, optimizer_8bit=hw.bnb_8bit_optimizer,
+        goal=normalise_goal(request.goal), tasks=request.tasks, budget_usd=request.budget_usd,
+        max_hours=request.max_hours, preserve_general=request.preserve_general, forced=request.method,
         overrides=dict(request.overrides), examples=request.examples,
     )
     if profile is not None:
@@ -208,6 +212,7 @@ def _verdict(s: Situation, cand: Candidate, chosen: bool) -> tuple[str, str]:
         (not cand.supported, "unsupported", unsupported_reason(cand.estimate)),
         (not cand.fits, "does-not-fit", s.why_not(cand.method)),
         (not s.within_budget(cand.method), "over-budget", s.why_not(cand.method)),
+        (not s.within_time(cand.method), "too-slow", s.why_not(cand.method)),
         (data is not None and data.verdict == "wrong-format", "wrong-data", data.reason if data else ""),
         (data is not None and data.verdict == "insufficient", "too-little-data", data.reason if data else ""),
     ]

@@ -80,6 +80,8 @@ class Situation:
     bf16: bool  # the device computes in bf16
     device_kind: str  # gpu | apple | cpu
     estimate: EstimateFn
+    paged_optimizer: bool = True  # bitsandbytes paged optimizers work here (CUDA)
+    optimizer_8bit: bool = True  # bitsandbytes 8-bit optimizers work here
     examples: int | None = None  # None: unknown (no data given)
     format: str | None = None  # prompt_completion | messages | text | preference
     lengths_p95: int | None = None  # tokens, from the data profile
@@ -89,6 +91,7 @@ class Situation:
     goal: str | None = None  # knowledge | style | preference
     tasks: int = 1
     budget_usd: float | None = None
+    max_hours: float = 72.0  # longer training runs are not a practical plan (see ok())
     preserve_general: bool = False
     forced: Method | None = None
     overrides: dict[str, Any] = field(default_factory=dict)  # settings the user set
@@ -103,10 +106,19 @@ class Situation:
         cost = self.candidates[method].cost_usd
         return self.budget_usd is None or cost is None or cost <= self.budget_usd
 
+    def within_time(self, method: Method) -> bool:
+        hours = self.candidates[method].time_hours
+        return hours is None or hours <= self.max_hours
+
     def ok(self, method: Method) -> bool:
-        """Supported, fits in memory, and within the budget."""
+        """Supported, fits in memory, within the budget, and done within max_hours.
+
+        The time limit is what makes "a 16 GB laptop cannot fine-tune a 7B model" true
+        even where a 4-bit base would squeeze into its RAM: days of CPU training are not
+        a plan.
+        """
         cand = self.candidates.get(method)
-        return cand is not None and cand.fits and self.within_budget(method)
+        return cand is not None and cand.fits and self.within_budget(method) and self.within_time(method)
 
     def why_not(self, method: Method) -> str:
         """Why `method` is not ok, in a few words (for the reasons of the rule that skipped it)."""
@@ -117,6 +129,8 @@ class Situation:
             return f"{method.value} needs {cand.total_gib:.1f} GiB per device, over the {self.memory_gib:g} GiB available"
         if not self.within_budget(method):
             return f"{method.value} would cost ${cand.cost_usd:,.2f}, over the ${self.budget_usd:,.2f} budget"
+        if not self.within_time(method):
+            return f"{method.value} would train for {cand.time_hours:,.0f} h, over the {self.max_hours:g} h limit (--max-hours)"
         return f"{method.value} fits"
 
 

@@ -71,7 +71,8 @@ def _micro_batch(s: Situation, c: Candidate, st: TrainSettings, gpus: int) -> Tr
 
 def _optimizer(name: str, label: str) -> Callable[..., Trial | None]:
     def change(s: Situation, c: Candidate, st: TrainSettings, gpus: int) -> Trial | None:
-        if not c.method.trains or st.optimizer == name or st.optimizer == "paged-adamw-8bit":
+        available = s.paged_optimizer if name.startswith("paged") else s.optimizer_8bit
+        if not available or not c.method.trains or st.optimizer in (name, "paged-adamw-8bit"):
             return None
         return Trial(label, c.method, st.replace(optimizer=name), gpus)
     return change

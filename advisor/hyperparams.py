@@ -117,7 +117,8 @@ RULES: tuple[SettingRule, ...] = (
                 lambda s, *_: f"{s.hardware} computes in bf16: half the memory of fp32, no loss scaling", ALL),
     SettingRule("precision", "fp16-only", _always, lambda *_: "fp16",
                 lambda s, *_: f"{s.hardware} lacks fast bf16: fp16 with loss scaling", ALL),
-    SettingRule("optimizer", "qlora-paged", lambda s, m, v: m is Method.QLORA, lambda *_: "paged-adamw-8bit",
+    SettingRule("optimizer", "qlora-paged", lambda s, m, v: m is Method.QLORA and s.paged_optimizer,
+                lambda *_: "paged-adamw-8bit",
                 lambda *_: "QLoRA recipe: paged 8-bit AdamW absorbs memory spikes (Dettmers et al. 2023)"),
     SettingRule("optimizer", "adamw", _always, lambda *_: "adamw",
                 lambda *_: "AdamW, the standard; 8-bit or paged variants appear below if memory is short"),
@@ -181,7 +182,8 @@ RULES: tuple[SettingRule, ...] = (
                 lambda *_: "even micro-batch 1 does not fit: see the changes that make it fit"),
     SettingRule("grad_accum", "global-batch", _always,
                 lambda s, m, v: max(1, math.ceil(GLOBAL_BATCH / (v["batch_size"] * s.gpus))),
-                lambda s, m, v, x: f"global batch {v['batch_size']} x {x} x {s.gpus} GPU(s) ~ {GLOBAL_BATCH} sequences"),
+                lambda s, m, v, x: f"global batch = {v['batch_size']} x {x} x {s.gpus} GPU(s) = "
+                f"{v['batch_size'] * x * s.gpus} sequences per step (target {GLOBAL_BATCH}, at least 1 step each)"),
 )
 
 STRATEGY = {0: "ddp", 1: "deepspeed", 2: "deepspeed", 3: "fsdp"}
@@ -203,5 +205,5 @@ def derive_settings(s: Situation, method: Method) -> tuple[TrainSettings, list[D
     if "strategy" not in values and values.get("zero_stage"):
         values["strategy"] = STRATEGY[values["zero_stage"]]
         out.append(Derivation("strategy", values["strategy"], "zero-strategy",
-                              "ZeRO-3 = FSDP full sharding; stages 1-2 run on DeepSpeed"))
+                              "ZeRO-3 runs as FSDP full sharding; stages 1-2 as DeepSpeed ZeRO"))
     return TrainSettings(**values), out

@@ -107,7 +107,8 @@ RULES: tuple[Rule, ...] = (
     Rule("nothing-fits", lambda s: True,
          lambda s: Method.FULL if _n(s) > MANY_EXAMPLES and s.goal != "style" else Method.LORA,
          lambda s: f"{_data_size(s)}, but no training method fits {s.gpus} x {s.hardware} "
-         f"({s.memory_gib:g} GiB) or the budget as planned; the changes below make it fit"),
+         f"({s.memory_gib:g} GiB), the budget and {s.max_hours:g} h as planned: "
+         + "; ".join(s.why_not(m) for m in (Method.LORA, Method.QLORA, Method.FULL))),
 )
 
 

@@ -42,7 +42,7 @@ def test_qlora_when_lora_does_not_fit():
 
 def test_qlora_when_lora_is_over_budget():
     s = situation(params=7e9, examples=5_000, format="messages", lengths_p95=700, memory_gib=80,
-                  tokens=2_000_000_000)
+                  tokens=200_000_000)
     decide(s)
     lora_cost = s.candidates[Method.LORA].cost_usd
     s.budget_usd = lora_cost * 0.99
@@ -233,3 +233,13 @@ def test_every_method_rule_can_fire(rule):
     kw = {"lengths_p95": 600, **inputs[rule]}
     choice = decide(situation(**kw))
     assert choice.rule == rule
+
+
+def test_days_of_training_are_not_a_plan():
+    kw = dict(params=7e9, examples=5_000, format="messages", lengths_p95=700, memory_gib=80, tokens=5_000_000_000)
+    s = situation(**kw)
+    choice = decide(s)
+    assert choice.rule == "nothing-fits" and "over the 72 h limit" in choice.reasons[0]
+    assert s.candidates[Method.QLORA].verdict == "too-slow"
+    relaxed = situation(max_hours=10_000, **kw)
+    assert decide(relaxed).method is Method.LORA

@@ -43,6 +43,11 @@ def _header(advice: Advice) -> list[str]:
         tok = p.tokens
         stats = (f"; tokens p50 {tok.p50} / p95 {tok.p95} / max {tok.max} ({tok.method})" if tok else "")
         out.append(f"data: {p.path}: {p.format}, {p.rows:,} rows, {p.examples:,} unique{stats}")
+    else:
+        req = advice.request
+        size = f"{req.examples:,} examples" if req.examples else "an unknown number of examples"
+        per = f" x {req.tokens_per_example:g} tokens" if req.tokens_per_example else ""
+        out.append(f"data: none given; planning for {size}{per}")
     return out
 
 
@@ -58,7 +63,8 @@ def _table(advice: Advice) -> list[str]:
     fmt = "  ".join(f"{{:{'>' if i == 2 else '<'}{w}}}" for i, w in enumerate(widths))
     out = [fmt.format(*header), fmt.format(*("-" * w for w in widths))]
     out = [line.rstrip() for line in out + [fmt.format(*r) for r in rows]]
-    reasons = [(c.method.value, c.verdict_reason) for c in advice.candidates.values() if c.verdict != "recommended"]
+    reasons = [(c.method.value, c.verdict_reason) for c in advice.candidates.values()
+               if c.verdict != "recommended" or not c.fits]
     out += [f"  {m}: {r}" for m, r in reasons if r]
     return out
 
@@ -66,6 +72,8 @@ def _table(advice: Advice) -> list[str]:
 def _hours(hours: float | None) -> str:
     if hours is None:
         return "-"
+    if hours * 60 < 1:
+        return "<1 min"
     return f"{hours * 60:.0f} min" if hours < 1 else f"{hours:.1f} h"
 
 

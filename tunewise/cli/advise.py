@@ -34,6 +34,8 @@ OVERRIDES = {
 @click.option("--tokenizer", type=click.Path(dir_okay=False), help="tokenizer.json for exact token counts "
               "(default: the model's own when it is on disk).")
 @click.option("--budget-usd", type=float, help="Most you want to spend on training.")
+@click.option("--max-hours", type=float, default=72.0, show_default=True,
+              help="Longest training run worth planning (longer candidates are marked too-slow).")
 @click.option("--tasks", type=int, default=1, show_default=True, help="How many tasks/adapters you serve and switch between.")
 @click.option("--goal", type=click.Choice(GOAL_CHOICES, case_sensitive=False),
               help="knowledge (new facts/skills), style (tone/format), preference (preferences/safety).")
@@ -69,7 +71,8 @@ def command(**opts) -> None:
     request = AdviceRequest(
         model=opts["model"], gpu=opts["gpu"], gpu_mem_gib=opts["gpu_mem_gib"], gpus=opts["gpus"],
         data=opts["data"], eval_data=opts["eval_data"], examples=opts["examples"],
-        tokens_per_example=opts["tokens_per_example"], budget_usd=opts["budget_usd"], tasks=opts["tasks"],
+        tokens_per_example=opts["tokens_per_example"], budget_usd=opts["budget_usd"],
+        max_hours=opts["max_hours"], tasks=opts["tasks"],
         goal=opts["goal"], preserve_general=opts["preserve_general"],
         method=Method(opts["method"].lower()) if opts["method"] else None, overrides=overrides,
         price_usd_per_hour=opts["price"], hardware_file=opts["hardware_file"], tokenizer=opts["tokenizer"],
