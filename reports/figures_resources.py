@@ -222,13 +222,16 @@ def _usable_value(est: EstimateView | None, attr: str) -> float | None:
 
 
 def unusable(estimates: list[EstimateView]) -> list[str]:
-    """Plain-text reasons for the empty bars of cost_time_figure."""
-    out = []
+    """Plain-text reasons for the empty bars of cost_time_figure, one per setup."""
+    reasons: dict[tuple[str, str], list[str]] = {}
     for e in estimates:
         if e.supported is False:
-            out.append(f"{e.method} is not supported on {_setup(e)}")
+            why = "not supported"
         elif e.fits is False:
-            out.append(f"{e.method} does not fit on {_setup(e)}")
+            why = "does not fit"
         elif e.cost_usd is None and e.time_hours is not None:
-            out.append(f"{e.method} on {_setup(e)} has no price")
-    return out
+            why = "no price"
+        else:
+            continue
+        reasons.setdefault((_setup(e), why), []).append(e.method)
+    return [f"{setup}: {', '.join(methods)} {why}" for (setup, why), methods in reasons.items()]

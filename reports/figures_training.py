@@ -1,8 +1,9 @@
 """Training curves from each run's metrics.jsonl: loss per step, and DPO reward margins.
 
-metrics.jsonl rows (written by the runners through the Trainer's logging) carry `step`,
-`loss`, `learning_rate`/`lr`, `grad_norm`, tokens/s; DPO rows add TRL's
-`rewards/margins` (mean chosen-minus-rejected implicit reward, which should grow from 0).
+metrics.jsonl rows (runners/_callbacks.py MetricsLog) carry `step`, `loss`, `lr`,
+`grad_norm`, `tokens`, `tokens_per_s`; DPO rows add `reward_margin` (TRL's
+`rewards/margins`: mean chosen-minus-rejected implicit reward, which should grow from 0;
+TRL's raw key is accepted too).
 Rows without a loss (e.g. the final summary) are skipped.
 """
 
@@ -12,7 +13,7 @@ from reports.figure_style import apply_style
 from reports.inputs import LoadedRun
 from reports.text import esc_plot, finite
 
-MARGIN_KEYS = ("rewards/margins", "train/rewards/margins", "margins")
+MARGIN_KEYS = ("reward_margin", "rewards/margins", "train/rewards/margins")
 
 
 def curve(rows: list[dict], key: str) -> tuple[list[float], list[float]]:

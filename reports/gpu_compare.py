@@ -2,7 +2,9 @@
 
 The advice holds one estimate per method for the GPU the user asked about.  To show
 "what if we rented something else", the report re-estimates each candidate on a few
-reference GPUs with the advisor (pure Python, no torch; imported lazily here).  This is
+reference GPUs with the advisor (pure Python, no torch; imported lazily here), with the
+candidate's settings -- or, where those do not fit, at micro-batch 1 with the same global
+batch, as the advisor's policy would.  This is
 an optional enrichment: when the advisor is missing or cannot estimate, the report keeps
 the advice's own numbers and says why the others are absent.
 """
@@ -15,7 +17,7 @@ from collections.abc import Callable
 from reports.views import AdviceView, EstimateView, parse_estimate
 
 # Reference GPUs across price classes; only names present in the catalog are used.
-REFERENCE_GPUS = ("rtx-4090", "l40s", "a100-80gb", "h100-80gb")
+REFERENCE_GPUS = ("rtx-4090", "l40s", "a100-80gb", "h100-sxm", "h100-80gb")
 MAX_EXTRA = 3
 
 # estimator(candidate, gpu_name) -> estimate/v1 mapping
@@ -67,15 +69,17 @@ def _advisor_estimator() -> tuple[Estimator, list[str]]:
     def run(candidate: EstimateView, gpu: str) -> dict:
         if not candidate.model:
             raise ValueError(f"candidate {candidate.method} names no model")
-        settings = TrainSettings(**{k: v for k, v in candidate.settings.items() if k in known})
-        result = estimate(
-            resolve_model(candidate.model),
-            Method(candidate.method),
-            resolve_hardware(gpu),
-            settings,
-            gpus=candidate.gpus,
-            tokens=candidate.tokens,
-        )
+        # The candidate's `tokens` is the total over all epochs, so plan one "epoch" of it.
+        settings = TrainSettings(**{k: v for k, v in candidate.settings.items() if k in known}).replace(epochs=1.0)
+        spec, method, hardware = resolve_model(candidate.model), Method(candidate.method), resolve_hardware(gpu)
+        result = estimate(spec, method, hardware, settings, gpus=candidate.gpus, tokens=candidate.tokens)
+        if not result.to_dict().get("fits", True) and settings.batch_size > 1:
+            # The policy would shrink the micro-batch on a smaller GPU; do the same,
+            # keeping the global batch: micro-batch 1, more accumulation, checkpointing.
+            smaller = settings.replace(
+                batch_size=1, grad_accum=settings.batch_size * settings.grad_accum, gradient_checkpointing=True
+            )
+            result = estimate(spec, method, hardware, smaller, gpus=candidate.gpus, tokens=candidate.tokens)
         return result.to_dict()
 
     return run, names

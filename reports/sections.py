@@ -127,16 +127,20 @@ def _measured_section(inputs: ReportInputs) -> Section:
 
 def _cost_section(inputs, missing: list[str], estimator, gpu_names) -> Section:
     estimates = list(inputs.advice.candidates) if inputs.advice else []
+    extra = []
     if inputs.advice:
         extra, note = extra_gpu_estimates(inputs.advice, estimator=estimator, gpu_names=gpu_names)
         estimates += extra
         if note:
             missing.append(note)
+    others = sorted({e.hardware or "?" for e in extra})
     figure = figures_resources.cost_time_figure(estimates)
     empty = figures_resources.unusable(estimates)
     return Section(
         "cost", "Cost and time per method across GPUs",
         "Estimated for the planned number of training tokens."
+        + (f" {', '.join(others)}: re-estimated by the advisor with the advice's settings, or at "
+           "micro-batch 1 (same global batch) where those do not fit." if others else "")
         + (" Left empty: " + "; ".join(empty) + "." if empty else ""),
         figure=figure,
         missing=None if figure else NEEDS_ADVICE,

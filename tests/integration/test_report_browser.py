@@ -21,6 +21,7 @@ import os
 import select
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -57,8 +58,8 @@ def _install_chromium() -> None:
         subprocess.run(install, env=env, capture_output=True, timeout=900)
 
 
-@pytest.fixture(scope="module")
-def chromium_binary() -> str:
+def require_chromium() -> str:
+    """The Chromium binary, installing it if possible; else skip (locally) or fail (CI)."""
     path = _find_chromium()
     if path is None:
         _install_chromium()
@@ -69,6 +70,23 @@ def chromium_binary() -> str:
             pytest.fail(reason + " -- required in CI")
         pytest.skip(reason)
     return path
+
+
+@pytest.fixture(scope="module")
+def chromium_binary() -> str:
+    return require_chromium()
+
+
+@pytest.mark.parametrize(("ci", "outcome"), [("1", pytest.fail.Exception), (None, pytest.skip.Exception)])
+def test_missing_chromium_skips_locally_but_fails_in_ci(monkeypatch, ci, outcome):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setattr(sys.modules[__name__], "_install_chromium", lambda: None)
+    if ci is None:
+        monkeypatch.delenv("CI", raising=False)
+    else:
+        monkeypatch.setenv("CI", ci)
+    with pytest.raises(outcome):
+        require_chromium()
 
 
 class Browser:

@@ -95,7 +95,7 @@ def test_cost_and_time_bars_match_candidates_and_leave_unusable_empty(inputs, ad
     assert dict(zip(hours.x, hours.y, strict=True))["qlora"] == by_method["qlora"]["time_hours"]
     assert dict(zip(cost.x, cost.y, strict=True))["full"] is None  # does not fit: not drawn as $0
     assert dict(zip(cost.x, cost.y, strict=True))["rlhf"] is None  # not supported
-    assert "full does not fit on a100-80gb" in figures_resources.unusable(inputs.advice.candidates)
+    assert figures_resources.unusable(inputs.advice.candidates) == ["a100-80gb: full does not fit", "a100-80gb: rlhf not supported"]
 
 
 def test_extra_gpus_come_from_the_estimator_or_a_note(inputs, monkeypatch):
@@ -123,7 +123,7 @@ def test_loss_curves_and_dpo_margins(inputs):
     assert failed.line.dash == "dash" and failed.marker.symbol[-1] == "x"
     margin = _trace(fig, "dpo margin")
     dpo = next(r for r in inputs.runs if r.name == "dpo").metrics
-    assert list(margin.y) == [m["rewards/margins"] for m in dpo] and margin.yaxis == "y2"
+    assert list(margin.y) == [m["reward_margin"] for m in dpo] and margin.yaxis == "y2"
 
 
 def test_scatter_points_at_domain_gain_and_worst_retention_with_intervals(inputs):
