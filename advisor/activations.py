@@ -16,6 +16,8 @@ the paper assumes GELU, d_ff = 4h, MHA and dropout):
 * Gated MLP: the activation input, its output and the up projection (3*a*I); plain GELU MLP
   saves its input (a*I); GPT-2's Python "gelu_new" keeps ~4 intermediates.
 * MoE: each token's top-k expert copies of the MLP tensors, plus the shared expert.
+* torch.compile (inductor's min-cut partitioner) recomputes pointwise ops in backward: a
+  norm keeps only its 16-bit input and the fused SwiGLU only gate and up.
 * Full gradient checkpointing keeps only each layer's input (a*h) and recomputes one layer
   at a time in backward (Korthikanti's "full recomputation", 2sbh per layer).
 * Logits: b*s*V in 16 bits, then the HF loss upcasts to fp32 and log_softmax keeps an fp32
@@ -31,9 +33,9 @@ from advisor.models import ModelSpec
 # Bytes per (token x vocab entry) at the loss peak: 16-bit logits (2) + fp32 log_softmax kept
 # for backward (4) + fp32 grad of log_softmax output and input during backward (4 + 4).
 LOGITS_BYTES_HF = 14.0
-# Chunked cross-entropy (torchtune CEWithChunkedOutputLoss, TRL/Liger style): the 16-bit
-# logits plus one fp32 chunk at a time (assumption: 8 chunks -> ~1 byte extra per element).
-LOGITS_BYTES_CHUNKED = 4.0
+# Chunked cross-entropy (torchtune CEWithChunkedOutputLoss): the 16-bit logit chunks kept for
+# backward plus one fp32 chunk at a time (8 chunks -> 4/8 byte per element).
+LOGITS_BYTES_CHUNKED = 2.5
 
 _ATTN_IN = ("q_proj", "k_proj", "v_proj", "qkv_proj", "c_attn", "query_key_value")
 _ATTN_OUT = ("o_proj", "attn.c_proj", "attention.dense", "self_attention.dense")
@@ -54,6 +56,7 @@ class ActivationInputs:
     attention: str = "sdpa"  # "sdpa" | "flash" | "eager"
     logits_bytes: float = LOGITS_BYTES_HF
     lm_head_trains: bool = False
+    compiled: bool = False  # torch.compile fuses pointwise ops and recomputes them in backward
 
 
 def input_group(path: str) -> str:
@@ -83,7 +86,7 @@ def layer_bytes_per_token(spec: ModelSpec, inp: ActivationInputs) -> float:
     q_width = spec.n_heads * spec.head_dim
     rms = spec.family not in ("gpt2", "gpt_neox", "falcon", "bloom")
     n_norms = 4 if spec.family in ("gemma2", "gemma3_text") else 2
-    norm = (4 * h + (a * h if inp.full_train else 0)) if rms else a * h
+    norm = (4 * h + (a * h if inp.full_train else 0)) if rms and not inp.compiled else a * h
     total = n_norms * norm
     if spec.family in ("qwen3", "qwen3_moe", "gemma3_text"):
         total += 4 * (q_width + spec.n_kv_heads * spec.head_dim)  # q_norm / k_norm fp32 inputs
@@ -91,21 +94,21 @@ def layer_bytes_per_token(spec: ModelSpec, inp: ActivationInputs) -> float:
     total += a * 4 * q_width + 4 * spec.n_heads
     if inp.attention == "eager":
         total += (4 + a) * spec.n_heads * inp.seq_len
-    total += _mlp_bytes(spec, a)
+    total += _mlp_bytes(spec, a, inp.compiled)
     total += _linear_inputs(spec, inp)
     if spec.family == "gpt2":
         total += 2 * h  # resid dropout masks (resid_pdrop 0.1 in GPT-2 configs)
     return float(total)
 
 
-def _mlp_bytes(spec: ModelSpec, a: int) -> float:
+def _mlp_bytes(spec: ModelSpec, a: int, compiled: bool = False) -> float:
     if spec.is_moe:
         k, inter = spec.experts_per_token, spec.moe_intermediate
         routed = k * (a * spec.hidden + 3 * a * inter)  # gathered inputs + gate/act/up per expert
         shared = 3 * a * spec.shared_expert_intermediate
         return routed + shared
-    if spec.gated_mlp:
-        return 3 * a * spec.intermediate
+    if spec.gated_mlp:  # compiled: the fused silu(gate) * up keeps only its two inputs
+        return (2 if compiled else 3) * a * spec.intermediate
     gelu_saves = 4 if spec.family == "gpt2" else 1
     return gelu_saves * a * spec.intermediate
 

@@ -64,8 +64,8 @@ class Estimate:
             "supported": self.supported,
             "reason": self.reason,
             "tokens": self.tokens,
-            "time_hours": _round(self.time_hours, 3),
-            "cost_usd": _round(self.cost_usd, 2),
+            "time_hours": _round(self.time_hours, 4),
+            "cost_usd": _round(self.cost_usd, 4),
             "assumptions": list(self.assumptions),
             "warnings": list(self.warnings),
         })

@@ -84,7 +84,7 @@ def _full_parts(spec: ModelSpec, settings: TrainSettings, shard: _Sharding, knob
     gb = master_bytes(prec)
     weights = n * weight_bytes_per_param(prec) / shard.weights
     if shard.weights > 1:  # FSDP/ZeRO-3 all-gathers about two layers at a time (prefetch)
-        weights += 2 * (n - spec.embedding_params - spec.lm_head_params) / spec.n_layers * 2.0
+        weights += 2 * _layer_params(spec) * weight_bytes_per_param(prec)
     grads_all = n * gb / shard.gradients
     head = (spec.lm_head_params or spec.embedding_params) * gb / shard.gradients
     if knobs.optimizer_in_backward:
@@ -93,10 +93,14 @@ def _full_parts(spec: ModelSpec, settings: TrainSettings, shard: _Sharding, knob
         grads_all *= 2  # DDP's flat all-reduce buckets hold a second copy of the gradients
     optimizer = 0.0 if shard.offload else n * optimizer_bytes_per_param(settings.optimizer, gb) / shard.optimizer
     if shard.offload and shard.weights > 1:
-        weights = 2 * (n - spec.embedding_params - spec.lm_head_params) / spec.n_layers * 2.0
+        weights = 2 * _layer_params(spec) * weight_bytes_per_param(prec)
     pageable = optimizer if settings.optimizer.startswith("paged") else 0.0
     return {"weights": weights, "grads_all": grads_all, "grads_head": head, "optimizer": optimizer,
             "adapter": 0.0, "pageable": pageable}
+
+
+def _layer_params(spec: ModelSpec) -> float:
+    return (spec.params - spec.embedding_params - spec.lm_head_params) / spec.n_layers
 
 
 def _adapter_parts(
@@ -108,9 +112,12 @@ def _adapter_parts(
         base = quantized_weight_bytes(spec, prec, knobs.double_quant)
     else:
         base = spec.params * weight_bytes_per_param(prec)
+    per_param = base / spec.params
     base /= shard.weights
+    if shard.weights > 1:  # two layers all-gathered at a time (FSDP prefetch / ZeRO-3 live params)
+        base += 2 * _layer_params(spec) * per_param
     n_adapter = adapter.trainable_params if adapter else 0
-    ab = max(knobs.adapter_bytes, 4 if prec == "fp32" else 0)
+    ab = 4 if prec == "fp32" else knobs.adapter_bytes
     adapter_w = n_adapter * ab / shard.weights
     grads = n_adapter * ab / shard.gradients
     if shard.ddp_buckets:

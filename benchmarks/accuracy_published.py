@@ -1,0 +1,267 @@
+"""Table 1 of estimate_accuracy: the estimator vs published measured peaks.
+
+Reads benchmarks/data/calibration_points.csv (copied from the project's shared reference
+material; each row cites its source).  Every row becomes one scenario by reading what the
+row itself states, with these rules (no row is special-cased):
+
+* units: `unit=GB(1e9)` rows are converted to GiB; `unit=GiB` kept; unspecified -> GiB
+  (torch's own memory stats divide by 1024**3).
+* metric: rows saying allocated/active are compared with our allocated peak; rows saying
+  reserved (or not saying) with allocated x (1 + allocator reserve).  Paged optimizer
+  states live in CUDA unified memory, which torch's counters do not include.
+* sequence length: a number is used as is; "variable" data with a stated truncation
+  limit uses the limit (over a long run the longest batch reaches it); unpacked Alpaca with
+  no limit uses 1,024 tokens (assumption, flagged "var" in the table); tweets use 128.
+* framework features stated in the row map to MemoryKnobs: torchtune's chunked
+  cross-entropy (configs since the 2024-09 tables, and the optimization-flags rows from
+  "+ Chunked Cross Entropy"), torch.compile, fusing the optimizer step into backward,
+  activation offloading, FSDP/ZeRO-3 sharding.  torchtune and PEFT MetaMathQA LoRA use
+  lora_dropout 0; the PEFT example scripts 0.1.  torchtune keeps adapters in the model dtype
+  (bf16); PEFT upcasts them to fp32.
+* rows we cannot model are listed with the reason and left out of the statistics:
+  encoder-decoder models (T0/mT0), CPU offload of parameters or optimizer, LoRA variants
+  other than LoRA (DoRA, LoHa, VeRA, LoRA-FA), unstated batch sizes, ranges that include
+  checkpoint saving.
+* OOM rows ("value = GPU capacity") check the fit verdict only, at the smallest setting
+  the row allows (batch 1): if even that does not fit, "OOM" is predicted correctly.
+  Every measured row on a GPU of known size must also be predicted to fit.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from advisor.estimate import estimate
+from advisor.hardware import Hardware, resolve_hardware
+from advisor.memory import ALLOCATOR_RESERVE, MemoryKnobs
+from advisor.models import resolve_model
+from tunewise.errors import TunewiseError
+from tunewise.methods import Method
+from tunewise.settings import TrainSettings
+
+CSV_PATH = Path(__file__).parent / "data" / "calibration_points.csv"
+GB_TO_GIB = 1e9 / 2**30
+ALPACA_TOKENS = 1024
+TWEET_TOKENS = 128
+TORCHTUNE_FLAGS = ("Baseline", "Packed", "Compile", "Chunked Cross Entropy", "Activation Checkpointing",
+                   "Fuse optimizer", "Activation Offloading", "8-bit AdamW")
+
+
+@dataclass
+class Scenario:
+    index: int
+    label: str
+    method: Method
+    measured_gib: float | None
+    metric: str  # "allocated" | "reserved"
+    oom: bool = False
+    skip: str | None = None
+    variable_seq: bool = False
+    settings: TrainSettings | None = None
+    knobs: MemoryKnobs = field(default_factory=MemoryKnobs)
+    model: str = ""
+    gpus: int = 1
+    hardware: Hardware | None = None
+    estimate_gib: float | None = None
+    fits: bool | None = None
+
+    @property
+    def error(self) -> float | None:
+        if self.measured_gib is None or self.estimate_gib is None or self.oom:
+            return None
+        return (self.estimate_gib - self.measured_gib) / self.measured_gib
+
+
+def load_rows(path: Path = CSV_PATH) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def scenarios(path: Path = CSV_PATH) -> list[Scenario]:
+    """One evaluated Scenario per CSV row."""
+    out = []
+    for i, row in enumerate(load_rows(path)):
+        sc = _parse(i, row)
+        if sc.skip is None:
+            _evaluate(sc)
+        out.append(sc)
+    return out
+
+
+def _parse(i: int, row: dict[str, str]) -> Scenario:
+    text = " ".join(row.values())
+    method = Method(row["method"])
+    label = f"{row['model'].split('/')[-1]} {method} bs{row['batch_size'].split(' ')[0]} {row['gpu'].split(' ')[0]}"
+    oom = row["measured_or_estimated"].startswith("measured_OOM")
+    sc = Scenario(i, label, method, _measured(row), _metric(row), oom=oom)
+    sc.skip = _skip_reason(row, text, oom)
+    if sc.skip:
+        return sc
+    try:
+        sc.model = resolve_model(row["model"]).name
+    except TunewiseError:
+        sc.skip = "model not in catalog"
+        return sc
+    seq, sc.variable_seq = _seq_len(row["seq_len"], text)
+    batch, accum = _batch(row["batch_size"], oom)
+    rank, targets, dropout = _lora(row, text)
+    gpus = int(row["num_gpus"])
+    sharded = any(k in text for k in ("FSDP", "ZeRO-3")) and gpus > 1
+    sc.settings = TrainSettings(
+        batch_size=batch, grad_accum=accum, seq_len=seq if not oom else 64,
+        gradient_checkpointing=row["grad_checkpointing"].lower().startswith(("yes", "config default")),
+        lora_rank=rank, lora_targets=targets, lora_dropout=dropout,
+        optimizer=_optimizer(row["optimizer"]), precision=_precision(row["precision"]),
+        zero_stage=3 if sharded else 0,
+    )
+    sc.knobs = _knobs(row, text)
+    sc.gpus = gpus
+    sc.hardware = _hardware(row["gpu"])
+    return sc
+
+
+def _skip_reason(row: dict[str, str], text: str, oom: bool) -> str | None:
+    if row["model"].split("/")[-1].lower().startswith(("t0", "mt0")):
+        return "encoder-decoder model (not a causal LM)"
+    optimizer = row["optimizer"].lower().replace("no offload", "")
+    cpu_offload = "CPU offload" in text and not any(x in text for x in ("disabled", "activation offload"))
+    if "offload" in optimizer or cpu_offload:
+        return "CPU offload of parameters/optimizer not modelled"
+    variant = re.search(r"PEFT variant=(\w+)/[^ ;]*?(dora|lorafa)?[ ;]", row["throughput_note"])
+    if variant and (variant.group(1) != "lora" or variant.group(2)):
+        if variant.group(1) != "full":
+            return f"PEFT variant {variant.group(1)}{'-' + variant.group(2) if variant.group(2) else ''} not modelled"
+    if "LoRA-FA" in row["optimizer"]:
+        return "LoRA-FA not modelled"
+    if "not stated" in row["batch_size"] and not oom:
+        return "batch size not stated"
+    if "-" in row["measured_peak_gb"] and "FULL_STATE_DICT" in text:
+        return "range includes checkpoint saving"
+    return None
+
+
+def _measured(row: dict[str, str]) -> float | None:
+    raw = row["measured_peak_gb"].replace("~", "")
+    nums = [float(x) for x in re.findall(r"[\d.]+", raw)]
+    if not nums:
+        return None
+    value = sum(nums) / len(nums)
+    unit = row["throughput_note"]
+    return value * GB_TO_GIB if "GB(1e9)" in unit else value
+
+
+def _metric(row: dict[str, str]) -> str:
+    text = (row["measured_or_estimated"] + " " + row["throughput_note"]).lower()
+    if "allocated" in text and "reserved similar" not in text or "active" in text:
+        return "allocated"
+    return "reserved"
+
+
+def _seq_len(raw: str, text: str) -> tuple[int, bool]:
+    if "tweet" in raw:
+        return TWEET_TOKENS, True
+    limit = re.search(r"(\d{3,5})", raw)
+    if "variable" in raw or "unpacked" in raw:
+        if limit and "much shorter" not in raw:
+            return int(limit.group(1)), True
+        return ALPACA_TOKENS, True
+    return int(limit.group(1)), False
+
+
+def _batch(raw: str, oom: bool) -> tuple[int, int]:
+    if "not stated" in raw:
+        return 1, 1  # OOM rows: the smallest setting
+    batch = int(re.match(r"\d+", raw).group(0))
+    accum = re.search(r"GA (\d+)", raw)
+    return (1 if oom else batch), (int(accum.group(1)) if accum else 1)
+
+
+def _lora(row: dict[str, str], text: str) -> tuple[int, str, float]:
+    raw = row["lora_rank"]
+    rank = int(re.match(r"\d+", raw).group(0)) if re.match(r"\d+", raw) else 8
+    targets = "q_proj,v_proj"
+    listed = re.search(r"targets=\[([^\]]*)\]", text)
+    if listed:
+        targets = ",".join(re.findall(r"'(\w+)'", listed.group(1)))
+    elif "all-linear" in raw:
+        targets = "all-linear"
+    elif "all layers" in raw:
+        targets = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj,lm_head"
+    elif "MLP" in raw:
+        attn = {"q": "q_proj", "k": "k_proj", "v": "v_proj", "o": "o_proj", "output_proj": "o_proj"}
+        names = [attn[n] for n in re.findall(r"\b(q|k|v|o|output_proj)\b", raw.split("+")[0])]
+        targets = ",".join([*names, "gate_proj", "up_proj", "down_proj"])
+    elif "(q,k,v" in raw:
+        targets = "q_proj,k_proj,v_proj"
+    if "bloom" in row["model"]:
+        targets = "query_key_value"  # PEFT's default target for BLOOM
+    dropout = 0.0 if ("torchtune" in row["source"] or "MetaMathQA" in row["source"]) else 0.1
+    return rank, targets, dropout
+
+
+def _optimizer(raw: str) -> str:
+    low = raw.lower()
+    if "paged" in low:
+        return "paged-adamw-8bit"  # paged: states outside torch's counters either way
+    if "8-bit" in low or "8bit" in low:
+        return "adamw-8bit"
+    return "adamw"
+
+
+def _precision(raw: str) -> str:
+    return "fp32" if "fp32" in raw or raw.startswith("not stated") else "bf16"
+
+
+def _knobs(row: dict[str, str], text: str) -> MemoryKnobs:
+    torchtune = "torchtune" in row["source"]
+    flags_table = "Optimization flags" in row["source"]
+    technique = re.search(r"technique='\+? ?([^']+)'", text)
+    level = _flag_level(technique.group(1)) if technique and flags_table else -1
+    adapter_row = row["method"] in ("lora", "qlora")
+    chunked = torchtune and ("30b8519" in text or "bd2a0fc" in row["url_or_path"] and "tutorials" not in row["url_or_path"])
+    if flags_table:
+        chunked = adapter_row or level >= 3
+    compiled = "compile on" in text.lower() or (flags_table and (adapter_row or level >= 2))
+    in_bwd = "optimizer_in_bwd" in text and not (flags_table and adapter_row)
+    attention = "flash" if "flash-attn on" in text else "sdpa"
+    return MemoryKnobs(attention=attention, chunked_loss=chunked, compiled=compiled,
+                       optimizer_in_backward=in_bwd, activation_offload="activation offload" in text,
+                       adapter_bytes=2 if torchtune else 4)  # torchtune keeps LoRA in the model dtype
+
+
+def _flag_level(technique: str) -> int:
+    for level, name in enumerate(TORCHTUNE_FLAGS):
+        if technique.startswith(name):
+            return level
+    return -1
+
+
+def _hardware(raw: str) -> Hardware | None:
+    if raw.startswith("not stated"):
+        return None
+    size = re.search(r"(\d+)\s*GB", raw)
+    name = raw.split(" ")[0].split("-")[0].lower()
+    try:
+        hw = resolve_hardware(name, float(size.group(1)) if size else None)
+    except TunewiseError:
+        return None
+    if not size and name == "a100":
+        return None  # "A100 (memory size not stated)": 40 or 80 GB
+    return hw
+
+
+def _evaluate(sc: Scenario) -> None:
+    hw = sc.hardware or resolve_hardware("generic-gpu", 1000.0)
+    est = estimate(resolve_model(sc.model), sc.method, hw, sc.settings, gpus=sc.gpus, knobs=sc.knobs)
+    mem = est.memory
+    allocated = mem.allocated - mem.pageable
+    sc.estimate_gib = allocated if sc.metric == "allocated" else allocated * (1 + ALLOCATOR_RESERVE)
+    sc.fits = est.fits if sc.hardware is not None else None
+
+
+def with_knobs(sc: Scenario, **changes) -> Scenario:
+    """A copy of a scenario with changed knobs (for ablations)."""
+    return replace(sc, knobs=replace(sc.knobs, **changes))

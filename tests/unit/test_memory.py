@@ -1,0 +1,149 @@
+"""Memory estimates agree with known facts, published deltas and their own arithmetic.
+
+    .venv/bin/python -m pytest tests/unit/test_memory.py
+"""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from advisor.estimate import estimate
+from advisor.hardware import resolve_hardware
+from advisor.memory import MemoryKnobs
+from advisor.models import resolve_model
+from tunewise.methods import Method
+from tunewise.settings import TrainSettings
+
+LLAMA7 = "meta-llama/Llama-2-7b-hf"
+GIB = 2**30
+
+
+def est(model, method, gpu="rtx-4090", mem=None, gpus=1, knobs=None, **settings):
+    base = {"batch_size": 1, "seq_len": 2048, "gradient_checkpointing": True}
+    return estimate(resolve_model(model), Method(method), resolve_hardware(gpu, mem),
+                    TrainSettings(**{**base, **settings}), gpus=gpus, tokens=1_000_000, knobs=knobs)
+
+
+# ------------------------------------------------------------------ known facts
+
+
+@pytest.mark.parametrize("model", ["huggyllama/llama-7b", LLAMA7, "meta-llama/Llama-2-13b-hf"])
+@pytest.mark.parametrize("seq_len", [512, 2048])
+def test_24gb_card_fits_qlora_of_7b_to_13b(model, seq_len):
+    assert est(model, "qlora", seq_len=seq_len).fits
+
+
+@pytest.mark.parametrize("seq_len", [512, 1024, 2048])
+def test_24gb_card_fits_lora_of_7b_with_checkpointing(seq_len):
+    assert est(LLAMA7, "lora", seq_len=seq_len).fits
+
+
+@pytest.mark.parametrize("optimizer", ["adamw", "adamw-8bit"])
+def test_24gb_card_does_not_fit_full_fine_tuning_of_7b(optimizer):
+    assert not est(LLAMA7, "full", seq_len=512, optimizer=optimizer).fits
+
+
+def test_qlora_of_65b_fits_in_48gb_with_a_paged_optimizer():
+    result = est("huggyllama/llama-65b", "qlora", gpu="rtx-a6000", seq_len=512, optimizer="paged-adamw-8bit")
+    assert result.fits and result.memory.total < 48
+
+
+def test_a_16gb_laptop_without_gpu_cannot_fine_tune_7b():
+    assert not est(LLAMA7, "full", gpu="cpu", mem=16, seq_len=512).fits
+    assert not est(LLAMA7, "lora", gpu="cpu", mem=16, seq_len=512).fits
+    qlora = est(LLAMA7, "qlora", gpu="cpu", mem=16, seq_len=512)
+    assert qlora.time_hours > 24  # a million tokens would take days even if the 4-bit base fits
+
+
+# ------------------------------------------------------------------ arithmetic
+
+
+@pytest.mark.parametrize("method", list(Method))
+def test_parts_sum_to_total_for_every_method(method):
+    mem = est("meta-llama/Llama-3.1-8B", method, gpu="a100-80gb").to_dict()["memory_gib"]
+    parts = sum(v for k, v in mem.items() if k != "total")
+    assert mem["total"] == pytest.approx(parts, abs=1e-9)
+
+
+def test_bytes_per_parameter_follow_the_precision():
+    spec = resolve_model(LLAMA7)
+    bf16 = est(LLAMA7, "full", gpu="h200", seq_len=128, gradient_checkpointing=True)
+    amp = est(LLAMA7, "full", gpu="h200", seq_len=128, precision="amp")
+    assert bf16.memory.weights * GIB == pytest.approx(2 * spec.params)
+    assert bf16.memory.optimizer * GIB == pytest.approx(4 * spec.params)  # two bf16 Adam states
+    assert amp.memory.weights * GIB == pytest.approx(6 * spec.params)  # fp32 master + 16-bit copy
+    assert amp.memory.optimizer * GIB == pytest.approx(8 * spec.params)
+    eight = est(LLAMA7, "full", gpu="h200", seq_len=128, optimizer="adamw-8bit")
+    assert eight.memory.optimizer * GIB == pytest.approx(2 * spec.params)
+    assert est(LLAMA7, "full", gpu="h200", seq_len=128, optimizer="sgd").memory.optimizer == 0
+
+
+def test_double_quantisation_saves_about_0_37_bits_per_parameter():
+    # litgpt: Llama-2-7B QLoRA 14.14 -> 13.84 GB with double quantisation (0.30 GB).
+    dq = est(LLAMA7, "qlora").memory.weights
+    plain = est(LLAMA7, "qlora", knobs=MemoryKnobs(double_quant=False)).memory.weights
+    assert 0.25 < (plain - dq) * GIB / 1e9 < 0.35
+
+
+def test_lora_rank_barely_moves_memory_but_activations_do():
+    # torchtune: Llama-2-7B r8 -> r64 on q,v: 15.57 -> 15.86 GB
+    r8 = est(LLAMA7, "lora", lora_rank=8, lora_targets="q_proj,v_proj").memory.total
+    r64 = est(LLAMA7, "lora", lora_rank=64, lora_targets="q_proj,v_proj").memory.total
+    assert 0 < r64 - r8 < 0.6
+    bs1 = est(LLAMA7, "lora").memory.activations
+    bs4 = est(LLAMA7, "lora", batch_size=4).memory.activations
+    assert bs4 == pytest.approx(4 * bs1, rel=0.05)
+
+
+def test_checkpointing_cuts_activations():
+    on = est(LLAMA7, "lora", gpu="a100-80gb", batch_size=4).memory.activations
+    off = est(LLAMA7, "lora", gpu="a100-80gb", batch_size=4, gradient_checkpointing=False).memory.activations
+    assert off > 3 * on
+    eager = est(LLAMA7, "lora", gpu="a100-80gb", batch_size=4, gradient_checkpointing=False,
+                knobs=MemoryKnobs(attention="eager")).memory.activations
+    assert eager > off  # s^2 attention scores
+
+
+def test_zero_stages_shard_what_they_should():
+    one = est(LLAMA7, "full", gpu="a100-80gb").memory
+    z1 = est(LLAMA7, "full", gpu="a100-80gb", gpus=8, zero_stage=1).memory
+    z3 = est(LLAMA7, "full", gpu="a100-80gb", gpus=8, zero_stage=3).memory
+    assert z1.optimizer == pytest.approx(one.optimizer / 8)
+    assert z1.weights == pytest.approx(one.weights)
+    assert z3.weights < one.weights / 4 and z3.total < z1.total < one.total
+
+
+def test_dpo_doubles_sequences_and_full_dpo_adds_a_reference_copy():
+    lora = est(LLAMA7, "lora", gpu="a100-80gb", batch_size=2).memory
+    dpo = est(LLAMA7, "dpo", gpu="a100-80gb", batch_size=2).memory
+    assert dpo.activations == pytest.approx(2 * lora.activations, rel=0.05)
+    assert dpo.weights == pytest.approx(lora.weights)  # reference = adapter disabled
+    full_dpo = est(LLAMA7, "dpo", gpu="a100-80gb", batch_size=2, knobs=MemoryKnobs(preference_adapter=False)).memory
+    full = est(LLAMA7, "full", gpu="a100-80gb", batch_size=2).memory
+    assert full_dpo.weights == pytest.approx(2 * full.weights)
+
+
+def test_rlhf_holds_more_than_dpo():
+    assert est(LLAMA7, "rlhf", gpu="a100-80gb").memory.total > est(LLAMA7, "dpo", gpu="a100-80gb").memory.total
+
+
+def test_paged_optimizer_state_can_page_out():
+    result = est(LLAMA7, "full", gpu="a100-80gb", optimizer="paged-adamw-8bit")
+    assert result.memory.pageable == pytest.approx(result.memory.optimizer)
+
+
+# ------------------------------------------------------------------ vs published measurements
+
+
+def test_published_peaks_median_error_stays_small():
+    """Regression guard on benchmarks/estimate_accuracy.py table 1 (full table there)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    from benchmarks.accuracy_published import scenarios
+
+    rows = scenarios()
+    errors = sorted(abs(r.error) for r in rows if r.error is not None)
+    assert len(errors) >= 40
+    assert errors[len(errors) // 2] <= 0.12
+    verdicts = [r for r in rows if r.fits is not None]
+    assert all(r.fits == (not r.oom) for r in verdicts)
