@@ -14,7 +14,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from advisor.context import Candidate, Situation, normalise_goal, unsupported_reason
 from advisor.data_profile import DataProfile, problem_line, profile_data
@@ -23,8 +23,9 @@ from advisor.hyperparams import derive_settings
 from advisor.policy import MANY_EXAMPLES, Choice, choose
 from tunewise.errors import InputError
 from tunewise.methods import Method
-from tunewise.plan import DataSpec, HardwareSpec, Plan
-from tunewise.schema import stamp
+
+if TYPE_CHECKING:
+    from tunewise.plan import Plan
 
 VERDICTS = ("recommended", "viable", "unsupported", "does-not-fit", "over-budget", "too-slow", "wrong-data",
             "too-little-data")
@@ -78,7 +79,6 @@ class Advice:
     profile: DataProfile | None
     model: dict[str, Any]
     hardware: dict[str, Any]
-    plan: Plan
     request: AdviceRequest
     plan_path: str | None = None
 
@@ -88,6 +88,20 @@ class Advice:
 
     def hyperparameters(self) -> dict[str, Any]:
         return {d.field: d.value for d in self.chosen.derivations}
+
+    @property
+    def plan(self) -> Plan:
+        """The chosen method as a tunewise.plan.Plan (built on demand: most calls only print)."""
+        from tunewise.plan import DataSpec, HardwareSpec, Plan
+
+        req, profile, chosen = self.request, self.profile, self.chosen
+        return Plan(
+            method=self.method, model=req.model,
+            data=DataSpec(train=req.data, eval=req.eval_data, format=profile.format if profile else None),
+            settings=chosen.settings,
+            hardware=HardwareSpec(self.hardware["name"], self.hardware["count"], self.hardware["memory_gib"]),
+            estimate=chosen.estimate, reasons=self.reasons + self.notes,
+        )
 
     def write_plan(self, path: str | Path) -> Path:
         """Write plan.yaml atomically; data paths are stored relative to the plan's folder."""
@@ -101,6 +115,8 @@ class Advice:
         return written
 
     def to_dict(self) -> dict[str, Any]:
+        from tunewise.schema import stamp
+
         candidates = []
         for cand in self.candidates.values():
             candidates.append({**cand.estimate, "verdict": cand.verdict, "verdict_reason": cand.verdict_reason,
@@ -131,16 +147,9 @@ def advise(request: AdviceRequest) -> Advice:
     s = _situation(request, spec, hw, profile)
     choice = decide(s)
     fixes = _fixes(s, choice.method, spec)
-    chosen = s.candidates[choice.method]
-    plan = Plan(
-        method=choice.method, model=request.model,
-        data=DataSpec(train=request.data, eval=request.eval_data, format=profile.format if profile else None),
-        settings=chosen.settings, hardware=HardwareSpec(hw.name, s.gpus, hw.memory_gib),
-        estimate=chosen.estimate, reasons=choice.reasons + choice.notes,
-    )
     hardware = {"name": hw.name, "count": s.gpus, "memory_gib": hw.memory_gib, "kind": hw.kind}
     return Advice(choice.method, choice.rule, choice.reasons, choice.notes, s.candidates, fixes, profile,
-                  spec.summary(), hardware, plan, request)
+                  spec.summary(), hardware, request)
 
 
 def decide(s: Situation) -> Choice:
@@ -176,9 +185,17 @@ def _profile(request: AdviceRequest) -> DataProfile | None:
 
 
 def _situation(request: AdviceRequest, spec: Any, hw: Any, profile: DataProfile | None) -> Situation:
-    def estimate(method: Method, settings: Any, gpus: int, other_spec: Any) -> dict[str, Any]:
-        from advisor.estimate import estimate as run_estimate
+    from advisor.estimate import estimate as run_estimate
 
+    memo: dict[tuple, dict[str, Any]] = {}  # rules ask for the same configuration repeatedly
+
+    def estimate(method: Method, settings: Any, gpus: int, other_spec: Any) -> dict[str, Any]:
+        key = (method, settings, gpus, other_spec.name if other_spec is not None else None)
+        if key not in memo:
+            memo[key] = _estimate(method, settings, gpus, other_spec)
+        return memo[key]
+
+    def _estimate(method: Method, settings: Any, gpus: int, other_spec: Any) -> dict[str, Any]:
         examples, avg = request.examples, request.tokens_per_example
         if profile is not None:
             examples, avg = profile.rows, profile.mean_tokens(settings.seq_len)

@@ -34,7 +34,7 @@ SHINGLE_WORDS = 3
 BANDS, ROWS = 8, 4
 K = BANDS * ROWS
 MAX_NEAR_ROWS = 10_000
-BUCKET_CAP = 8  # members kept per band bucket (see LshIndex)
+BUCKET_CAP = 4  # members kept per band bucket (see LshIndex)
 GATE = 0.5  # signature estimate below which a candidate is not verified (true J >= 0.8 is
 #             estimated below 0.5 with probability < 1e-4 at K = 32: binomial tail)
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -112,31 +112,37 @@ class LshIndex:
         self._shingles: dict[int, array] = {}
         self._signatures: dict[int, tuple[int, ...]] = {}
 
-    def add(self, index: int, items: set[int], sig: tuple[int, ...] | None = None) -> None:
-        sig = sig or signature(items)
+    def add(self, index: int, items: set[int]) -> None:
+        sig = signature(items)
+        self._store(index, items, sig, _bands(sig))
+
+    def _store(self, index: int, items: set[int], sig: tuple[int, ...], bands: list) -> None:
         self._shingles[index] = array("I", items)
         self._signatures[index] = sig
-        for band in _bands(sig):
+        for band in bands:
             bucket = self._buckets[band]
             if len(bucket) < BUCKET_CAP:
                 bucket.append(index)
 
-    def query(self, items: set[int], sig: tuple[int, ...] | None = None) -> list[tuple[int, float]]:
-        """(index, jaccard) of indexed sets with Jaccard >= NEAR_JACCARD, best first."""
-        sig = sig or signature(items)
+    def query(self, items: set[int], *, add_as: int | None = None) -> list[tuple[int, float]]:
+        """(index, jaccard) of indexed sets with Jaccard >= NEAR_JACCARD, best first;
+        then index `items` under `add_as` if given (one signature for both)."""
+        sig = signature(items)
+        bands = _bands(sig)
         candidates: set[int] = set()
-        for band in _bands(sig):
+        for band in bands:
             candidates.update(self._buckets.get(band, ()))
         hits = []
         for i in candidates:
-            other = self._signatures[i]
-            if sum(map(operator.eq, sig, other)) < GATE * K:  # map: ~10x faster than a genexpr
+            if sum(map(operator.eq, sig, self._signatures[i])) < GATE * K:  # map: ~10x a genexpr
                 continue
             stored = self._shingles[i]
             common = len(items.intersection(stored))  # no set built for the stored array
             j = common / (len(items) + len(stored) - common)
             if j >= NEAR_JACCARD:
                 hits.append((i, j))
+        if add_as is not None:
+            self._store(add_as, items, sig, bands)
         return sorted(hits, key=lambda h: (-h[1], h[0]))
 
 
@@ -158,9 +164,7 @@ def near_pairs(texts: Sequence[str], skip: set[int] = frozenset()) -> list[tuple
         items = shingles(text)
         if not items:
             continue
-        sig = signature(items)
-        hits = index.query(items, sig)
+        hits = index.query(items, add_as=i)
         if hits:
             pairs.append((hits[0][0], i, round(hits[0][1], 3)))
-        index.add(i, items, sig)
     return pairs

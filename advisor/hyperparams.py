@@ -149,6 +149,9 @@ RULES: tuple[SettingRule, ...] = (
     SettingRule("learning_rate", "preference-lr", _always, lambda *_: 5e-6,
                 lambda *_: "preference tuning with an adapter: full-weight DPO recipes use ~5e-7 (Zephyr), and "
                 "adapters want ~10x more (Biderman et al. 2024)", (Method.DPO, Method.RLHF)),
+    SettingRule("dpo_lora", "dpo-adapter", _always, lambda *_: True,
+                lambda *_: "train a LoRA adapter; the reference is the base with the adapter switched off, so "
+                "no second model sits in memory (what the estimate assumes)", (Method.DPO,)),
     SettingRule("dpo_beta", "dpo-beta", _always, lambda *_: 0.1,
                 lambda *_: "beta = 0.1 keeps the policy near the reference (DPO paper, trl default)", (Method.DPO,)),
     SettingRule("epochs", "preference-one-epoch", lambda s, m, v: m in (Method.DPO, Method.RLHF), lambda *_: 1.0,
