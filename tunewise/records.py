@@ -1,6 +1,7 @@
 """Run and eval records: the files `report` reads.  Nothing else crosses stages.
 
 `runs/<name>/record.json`   -> RunRecord   (schema tunewise/run/v1)
+`runs/<name>/prompt.json`   -> PromptConfig (schema tunewise/prompt/v1; prompt runs)
 `<out>/eval.json`           -> EvalRecord  (schema tunewise/eval/v1)
 
 Records are written atomically; a failed or interrupted run still writes one.
@@ -83,6 +84,62 @@ def load_run_record(run_dir: str | Path) -> RunRecord:
         raise InputError("no record.json: not a tunewise run folder", path=run_dir)
     raw = check_schema(read_json(path), "run", path)
     return from_mapping(RunRecord, raw, path)
+
+
+@dataclass
+class PromptConfig:
+    """`prompt.json`: the few-shot configuration a prompt run produces (no weights change).
+
+    An evaluator scores the base model with `prefix` prepended to every prompt (or, for
+    chat-level use, `messages` placed before the conversation).
+
+    base_model      the model the prompt is for (local folder, absolute, or hub id)
+    format          shape of the training file the demonstrations came from
+    k               demonstrations actually included (<= requested_k when the budget is tight)
+    requested_k     the plan's num_fewshot
+    seed            the seed that ordered the candidates (same seed, same prompt)
+    demonstrations  [{prompt, completion, line}]: plain strings; chat data is rendered with
+                    the base tokenizer's chat template (as the domain eval renders prompts);
+                    `line` is the 1-based source line in the training file
+    messages        chat data only: the demonstrations as user/assistant turns
+    separator       text between demonstrations inside `prefix`
+    prefix          ready to prepend: every demonstration's prompt + completion, joined by
+                    `separator`, ending with it (or with the chat template's own newline)
+    prefix_tokens   tokens of `prefix` with the base tokenizer
+    seq_len         the context budget the prompt was sized for
+    reserved_tokens room kept for the query and its answer (p95 prompt + p95 completion)
+    selection       how the demonstrations were chosen
+    source          the training file
+    """
+
+    base_model: str
+    format: str
+    k: int
+    requested_k: int
+    seed: int
+    demonstrations: list[dict[str, Any]] = field(default_factory=list)
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    separator: str = "\n\n"
+    prefix: str = ""
+    prefix_tokens: int = 0
+    seq_len: int = 0
+    reserved_tokens: int = 0
+    selection: str = ""
+    source: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return stamp("prompt", to_mapping(self))
+
+    def write(self, path: str | Path) -> Path:
+        return atomic_write_json(path, self.to_dict())
+
+
+def load_prompt_config(path: str | Path) -> PromptConfig:
+    path = Path(path)
+    if path.is_dir():
+        path = path / "prompt.json"
+    raw = check_schema(read_json(path), "prompt", path)
+    return from_mapping(PromptConfig, raw, path)
 
 
 @dataclass
