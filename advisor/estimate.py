@@ -75,7 +75,7 @@ def _round(value: float | None, digits: int) -> float | None:
     return None if value is None else round(value, digits)
 
 
-def estimate(
+def estimate(  # noqa: PLR0913 - the advisor's contract signature (INTERFACES)
     spec: ModelSpec,
     method: Method,
     hardware: Hardware,
@@ -108,14 +108,16 @@ def estimate(
                                    adapter=uses_adapter, precompute_reference=knobs.precompute_reference)
     price = price_usd_per_hour if price_usd_per_hour is not None else hardware.usd_per_hour
     cost = None if timing.hours is None or price is None else timing.hours * price * gpus
-    warnings = _warnings(spec, method, settings, hardware, gpus, mem, usable, price, timing.hours)
-    assumptions = _assumptions(spec, method, settings, hardware, knobs, timing, token_note, price, price_usd_per_hour)
-    return Estimate(
+    est = Estimate(
         model=spec, method=method, hardware=hardware, gpus=gpus, settings=settings,
         trainable_params=_trainable(spec, method, adapter), memory=mem, fits=fits,
         supported=reason is None, reason=reason, tokens=total_tokens, time_hours=timing.hours,
-        cost_usd=cost, assumptions=assumptions, warnings=warnings,
+        cost_usd=cost,
     )
+    est.warnings = _warnings(est, price)
+    source = "--price" if price_usd_per_hour is not None else f"{hardware.price_source} {hardware.price_date}".strip()
+    est.assumptions = _assumptions(est, knobs, timing, token_note, (price, source))
+    return est
 
 
 def _check_sizes(gpus, tokens, examples, avg, price) -> None:
@@ -161,8 +163,10 @@ def _tokens(method, settings, tokens, examples, avg, gpus) -> tuple[int | None, 
     return None, "no --tokens or --examples: time and cost not estimated"
 
 
-def _warnings(spec, method, settings, hardware, gpus, mem, usable, price, hours) -> list[str]:
-    notes = hardware_warnings(method, settings, hardware, gpus)
+def _warnings(est: Estimate, price: float | None) -> list[str]:
+    spec, method, settings, hardware, mem = est.model, est.method, est.settings, est.hardware, est.memory
+    usable, hours = hardware.usable_gib, est.time_hours
+    notes = hardware_warnings(method, settings, hardware, est.gpus)
     if settings.seq_len > spec.max_position:
         notes.append(f"seq_len {settings.seq_len} exceeds {spec.name}'s maximum context of "
                      f"{spec.max_position} tokens")
@@ -176,7 +180,9 @@ def _warnings(spec, method, settings, hardware, gpus, mem, usable, price, hours)
     return notes
 
 
-def _assumptions(spec, method, settings, hardware, knobs, timing, token_note, price, price_override) -> list[str]:
+def _assumptions(est: Estimate, knobs: MemoryKnobs, timing, token_note: str, price_and_source) -> list[str]:
+    method, settings, hardware = est.method, est.settings, est.hardware
+    price, src = price_and_source
     out = []
     if method is not Method.PROMPT:
         out.append(f"MFU {timing.mfu:.2f} for {method} ({compute.MFU_SOURCE})"
@@ -185,7 +191,6 @@ def _assumptions(spec, method, settings, hardware, knobs, timing, token_note, pr
                    "(2N forward + attention; x3 full, x2 LoRA, +1 forward with checkpointing)")
     out.append(token_note)
     if price is not None:
-        src = "--price" if price_override is not None else f"{hardware.price_source} {hardware.price_date}".strip()
         out.append(f"${price:.2f} per GPU-hour ({src})")
     out.append(f"{settings.precision}: weights {memory.weight_bytes_per_param(settings.precision):g} B/param"
                + ("; QLoRA base NF4 with double quantisation, lm_head/embeddings/norms 16-bit" if method is Method.QLORA else ""))
