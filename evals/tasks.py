@@ -104,6 +104,8 @@ def _write_task(name: str, kind: str, items: EvalItems, rows: list[dict], out_di
         )
     folder = (out_dir / name).resolve()
     config = task_config(name, kind, test, has_dev=bool(dev))
+    if dev:
+        config["num_fewshot"] = k  # the task carries its own shot count: the dev split is sized for it
     version = content_version(config, test, dev)
     config["metadata"] = {"version": version, "source": items.path.name}
     files = {"test": folder / "test.jsonl"} | ({"dev": folder / "dev.jsonl"} if dev else {})

@@ -1,0 +1,260 @@
+"""`tunewise eval`: the base model and every run on the same tasks, compared per example.
+
+    evaluate_runs(["runs/lora", "runs/full"], domain=["held_out.jsonl"], out="eval")
+
+writes `<out>/eval.json` (EvalRecord, schema tunewise/eval/v1), the generated lm-eval tasks
+under `<out>/tasks/` and per-example results under `<out>/samples/<variant>/<task>.jsonl`.
+Every variant is evaluated with one EvalSettings (batch size, dtype, limit, few-shot count,
+seed, chat template), so every difference in the record compares like with like.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from evals import compare, harness
+from evals.baseline import baseline_results, load_baseline
+from evals.retention import resolve_retention
+from evals.samples import TaskResult, extract, write_rows
+from evals.tasks import TaskSpec, build_data_tasks
+from evals.variants import BASE, Resolved, VariantSpec, prompt_prefix, resolve_runs
+from tunewise.errors import InputError
+from tunewise.records import Comparison, EvalRecord, EvalSettings, Variant
+
+
+@dataclass
+class EvalOptions:
+    """Everything `tunewise eval` takes; validated here, once."""
+
+    run_dirs: list[str]
+    domain: list[str] = field(default_factory=list)
+    preference: list[str] = field(default_factory=list)
+    retention: str | None = "builtin"  # builtin | none | suite name | lm-eval task names, comma-separated
+    out: str = "eval"
+    base: str | None = None
+    limit: int | None = None
+    batch_size: int = 8
+    dtype: str | None = None  # default: bfloat16 on a bf16 GPU, else float32
+    device: str | None = None  # default: cuda when available, else cpu
+    num_fewshot: int | None = None
+    apply_chat_template: bool = False
+    bootstrap_iters: int = 100_000  # lm-eval's default, so stderrs match its command line
+    seed: int = 1234  # lm-eval's default few-shot seed
+    examples: int = 3  # example prompts with base vs tuned generations for the report
+    baseline: str | None = None  # an earlier eval.json (or its folder) whose base scores are reused
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "limit"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise InputError(f"must be a positive integer, got {value!r}", field=name)
+        if self.num_fewshot is not None and self.num_fewshot < 0:
+            raise InputError("must be >= 0", field="num_fewshot")
+        if self.dtype is not None and self.dtype not in harness.DTYPES:
+            raise InputError(f"expected one of {', '.join(harness.DTYPES)}, got {self.dtype!r}", field="dtype")
+        if self.examples < 0:
+            raise InputError("must be >= 0", field="examples")
+
+
+def evaluate_runs(  # noqa: PLR0913 - the public keyword API mirrors the command line
+    run_dirs: list[str | Path],
+    *,
+    domain: list[str | Path] | str | Path | None = None,
+    preference: list[str | Path] | str | Path | None = None,
+    retention: str | None = "builtin",
+    out: str | Path = "eval",
+    limit: int | None = None,
+    batch_size: int = 8,
+    dtype: str | None = None,
+    num_fewshot: int | None = None,
+    **more: Any,
+) -> EvalRecord:
+    """Evaluate the base model and each run; write and return the EvalRecord.
+
+    `more`: base, device, apply_chat_template, bootstrap_iters, seed, examples, baseline
+    (see EvalOptions).
+    """
+    options = EvalOptions(
+        run_dirs=[str(d) for d in run_dirs], domain=_paths(domain), preference=_paths(preference),
+        retention=retention, out=str(out), limit=limit, batch_size=batch_size, dtype=dtype,
+        num_fewshot=num_fewshot, **more,
+    )
+    return evaluate(options)
+
+
+def _paths(value) -> list[str]:
+    if value is None:
+        return []
+    return [str(value)] if isinstance(value, str | Path) else [str(v) for v in value]
+
+
+def evaluate(options: EvalOptions) -> EvalRecord:
+    started = time.time()
+    harness.ensure_offline()
+    resolved = resolve_runs(options.run_dirs, options.base)
+    out = Path(options.out)
+    device = options.device or harness.default_device()
+    settings = EvalSettings(
+        batch_size=options.batch_size, dtype=options.dtype or harness.default_dtype(device),
+        limit=options.limit, num_fewshot=options.num_fewshot, device=device,
+        bootstrap_iters=options.bootstrap_iters, seed=options.seed,
+        apply_chat_template=options.apply_chat_template,
+    )
+    specs = _data_tasks(options, out / "tasks", resolved.base_model)
+    retention = resolve_retention(options.retention)
+    specs += retention.specs
+    if not specs:
+        raise InputError("nothing to evaluate: give --domain, --preference or --retention")
+    manager = harness.task_manager([str((out / "tasks").resolve()), *retention.include_paths],
+                                   include_defaults=retention.builtin)
+    baseline = load_baseline(options.baseline, settings, resolved.base_model, specs) if options.baseline else None
+    harness.check_tasks(manager, [s.name for s in specs], load=[s.name for s in retention.specs])
+    examples = _example_items(specs, options.examples)
+    job = harness.HarnessJob(
+        base_model=resolved.base_model, settings=settings, tasks=[s.name for s in specs],
+        variants=[v for v in resolved.variants if not (baseline and v.name == BASE)],
+        include_paths=[], include_defaults=retention.builtin,
+        prompt_prefixes={v.name: prompt_prefix(v.prompt) for v in resolved.variants if v.prompt},
+        example_prompts=[e["prompt"] for e in examples],
+    )
+    outputs = harness.evaluate_variants(job, manager)
+    results = {name: extract(output.results, specs) for name, output in outputs.items()}
+    if baseline:
+        results[BASE] = baseline_results(baseline, specs)
+        outputs[BASE] = harness.VariantOutput(results={}, examples=_baseline_examples(baseline, examples))
+    record = _record(resolved, settings, results, outputs, out)
+    record.examples = _examples(examples, resolved.variants, outputs)
+    record.wall_time_s = round(time.time() - started, 3)
+    record.write(out / "eval.json")
+    return record
+
+
+def _data_tasks(options: EvalOptions, tasks_dir: Path, base_model: str) -> list[TaskSpec]:
+    """Generate the domain and preference tasks; messages are rendered by the base's chat template."""
+    render = _renderer(base_model)
+    taken: set[str] = set()
+    k = options.num_fewshot or 0
+    specs: list[TaskSpec] = []
+    for path in options.domain:
+        specs += build_data_tasks(path, tasks_dir, num_fewshot=k, render=render, taken=taken)
+    for path in options.preference:
+        specs += build_data_tasks(path, tasks_dir, preference=True, num_fewshot=k, render=render, taken=taken)
+    return specs
+
+
+def _renderer(base_model: str):
+    """messages -> prompt text with the base tokenizer's chat template (loaded on first use)."""
+    from evals.eval_data import plain_render
+
+    cache: dict[str, Any] = {}
+
+    def render(messages: list[dict[str, str]]) -> str:
+        if "tok" not in cache:
+            from transformers import AutoTokenizer
+
+            cache["tok"] = AutoTokenizer.from_pretrained(base_model)
+        tok = cache["tok"]
+        if not getattr(tok, "chat_template", None):
+            return plain_render(messages)
+        return tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    return render
+
+
+def _record(resolved: Resolved, settings: EvalSettings, results: dict[str, list[TaskResult]],
+            outputs: dict[str, harness.VariantOutput], out: Path) -> EvalRecord:
+    record = EvalRecord(base_model=resolved.base_model, settings=settings, quick=settings.limit is not None,
+                        warnings=list(resolved.warnings), versions=_versions(),
+                        created_at=datetime.now(UTC).isoformat(timespec="seconds"))
+    for spec in resolved.variants:
+        variant = Variant(name=spec.name, method=spec.method, run_dir=spec.run_dir)
+        for result in results[spec.name]:
+            rel = f"samples/{spec.name}/{result.score.task}.jsonl"
+            write_rows(out / rel, result.rows)
+            result.score.samples = rel
+            variant.scores.append(result.score)
+            record.warnings += result.warnings if spec.name == BASE else []
+        record.variants.append(variant)
+        record.warnings += outputs[spec.name].warnings
+    for spec in resolved.variants[1:]:
+        comparisons, warnings = _compare_variant(spec, results[BASE], results[spec.name])
+        record.comparisons += comparisons
+        record.warnings += warnings
+        if not any(w.startswith(f"{spec.name}:") for w in outputs[spec.name].warnings):
+            record.warnings += _identical_outputs(spec, results[BASE], results[spec.name])
+    return record
+
+
+def _compare_variant(spec: VariantSpec, base: list[TaskResult], run: list[TaskResult]) -> tuple[list[Comparison], list[str]]:
+    comparisons, warnings = [], []
+    for base_result, run_result in zip(base, run, strict=True):
+        if any(r["score"] is None for r in base_result.rows + run_result.rows):
+            continue
+        base_scores, run_scores, notes = compare.pair_rows(
+            base_result.rows, run_result.rows, task=run_result.score.task, run=spec.name,
+            check_prompt=spec.kind != "prompt",
+        )
+        warnings += notes
+        comparisons.append(compare.compare_scores(spec.name, base_result.score, run_result.score,
+                                                  base_scores, run_scores))
+    return comparisons, warnings
+
+
+def _identical_outputs(spec: VariantSpec, base: list[TaskResult], run: list[TaskResult]) -> list[str]:
+    """A run whose every per-example output equals the base's was probably never applied."""
+    def outputs(results: list[TaskResult]) -> list[Any]:
+        return [(r["doc_id"], r.get("lls", r.get("response"))) for res in results for r in res.rows]
+
+    same = outputs(base)
+    if same and outputs(run) == same:
+        return [f"{spec.name}: outputs identical to the base model's on all {len(same)} examples; "
+                "is the run's model really different from the base?"]
+    return []
+
+
+def _example_items(specs: list[TaskSpec], count: int) -> list[dict[str, Any]]:
+    """The first `count` items of the first domain task: prompt and reference answer."""
+    domain = [s for s in specs if s.kind == "domain" and s.yaml_path]
+    if not domain or count == 0:
+        return []
+    spec = domain[0]
+    rows = []
+    with open(Path(spec.yaml_path).with_suffix("") / "test.jsonl", encoding="utf-8") as handle:
+        for line in handle:
+            item = json.loads(line)
+            reference = item.get("target", item["choices"][item["gold"]] if "choices" in item else None)
+            rows.append({"task": spec.name, "prompt": item["query"], "reference": reference})
+            if len(rows) == count:
+                break
+    return rows
+
+
+def _examples(items: list[dict[str, Any]], variants: list[VariantSpec],
+              outputs: dict[str, harness.VariantOutput]) -> list[dict[str, Any]]:
+    return [
+        item | {"outputs": {v.name: outputs[v.name].examples[i] for v in variants}}
+        for i, item in enumerate(items)
+    ]
+
+
+def _baseline_examples(baseline, items: list[dict[str, Any]]) -> list[str]:
+    """The base's generations for the example prompts, when the earlier record has them."""
+    earlier = {e.get("prompt"): (e.get("outputs") or {}).get(BASE) for e in baseline.record.examples}
+    return [earlier.get(item["prompt"]) or "" for item in items]
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for package in ("tunewise", "lm_eval", "transformers", "torch", "peft", "datasets"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            continue
+    return found
