@@ -126,8 +126,6 @@ def build_headline(inputs: ReportInputs, outcomes: list[RunOutcome]) -> Headline
         lines.append(f"Training {rec.name} took {fmt_duration(time_s)}; cost {cost_text}.")
     if status:
         lines.append(f"The advisor's recommendation {status}: {reason}")
-    else:
-        lines.append(reason)
     return Headline(method, focus, domain, worst, time_s, cost, status, reason, lines)
 
 

@@ -117,7 +117,7 @@ def _missing_html(missing: list[str]) -> str:
 def _section_html(section: Section) -> str:
     key = esc(section.key)
     parts = [f'<section id="sec-{key}"><h2>{esc(section.title)}</h2>']
-    if section.intro:
+    if section.intro and (section.figure is not None or section.body_html):  # no caption for nothing
         parts.append(f'<p class="intro">{esc(section.intro)}</p>')
     if section.figure is not None:
         spec = script_json(section.figure.to_json())

@@ -86,8 +86,16 @@ def examples_table(examples: list[dict[str, Any]], limit: int = MAX_EXAMPLES) ->
         outputs = example_outputs(example)
         prompt = next((example[k] for k in PROMPT_KEYS if k in example), "")
         reference = next((example[k] for k in REFERENCE_KEYS if k in example), "")
-        rows.append([example.get("task", ""), shorten(prompt), shorten(reference), *(shorten(outputs.get(v, "")) for v in variants)])
+        cells = [_output_cell(outputs, v) for v in variants]
+        rows.append([example.get("task", ""), shorten(prompt), shorten(reference), *cells])
     return table(("task", "prompt", "reference", *variants), rows, "examples")
+
+
+def _output_cell(outputs: dict[str, str], variant: str) -> str:
+    """The variant's output; an empty generation is said, not shown as a blank cell."""
+    if variant not in outputs:
+        return ""
+    return shorten(outputs[variant]) if outputs[variant].strip() else "(empty output)"
 
 
 def _flatten(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:

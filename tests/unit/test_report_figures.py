@@ -287,3 +287,15 @@ def test_report_modules_do_not_import_torch(tmp_path):
     result = subprocess.run([sys.executable, "-c", code, str(COMPLETE), str(out)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]" and out.stat().st_size > 1_000_000
+
+
+def test_examples_table_reads_eval_outputs_and_marks_empty_generations():
+    from reports.tables import examples_table
+
+    html = examples_table([
+        {"task": "qa", "prompt": "<q>?", "reference": None, "outputs": {"lora": "yes", "base": ""}},
+        {"task": "qa", "prompt": "p2", "base": "b", "tuned": {"lora": "t"}},
+    ])
+    assert "<th>task</th><th>prompt</th><th>reference</th><th>base</th><th>lora</th>" in html
+    assert "<td>(empty output)</td><td>yes</td>" in html and "<td>b</td><td>t</td>" in html
+    assert "&lt;q&gt;?" in html and "<q>" not in html
