@@ -58,12 +58,15 @@ def read_eval_items(path: str | Path, *, render: Render = plain_render, preferen
     path = Path(path)
     items = EvalItems(path=path)
     kinds: list[str] | None = None
+    target_key = ""
     for line, row in iter_rows(path):
         try:
             if kinds is None:
-                kinds = _row_kinds(row, preference)
+                kinds, target_key = _row_kinds(row, preference), _target_key(row)
             for kind in kinds:
-                getattr(items, kind).append(_PARSERS[kind](row, render))
+                parse = _PARSERS[kind]
+                item = parse(row, render, target_key) if kind == "exact_match" else parse(row, render)
+                getattr(items, kind).append(item)
         except InputError as exc:
             raise InputError(exc.message, path=path, line=line, field=exc.field) from None
         items.lines.append(line)
@@ -98,6 +101,11 @@ def _has_text_target(row: dict[str, Any]) -> bool:
     messages = row.get("messages")
     return isinstance(messages, list) and bool(messages) and isinstance(messages[-1], dict) \
         and messages[-1].get("role") == "assistant"
+
+
+def _target_key(row: dict[str, Any]) -> str:
+    """Where exact-match targets come from, fixed by the first row for the whole file."""
+    return next((k for k in ("answer_text", "completion") if k in row), "messages")
 
 
 def _query(row: dict[str, Any], render: Render) -> str:
@@ -137,13 +145,15 @@ def _multiple_choice(row: dict[str, Any], render: Render) -> dict[str, Any]:
     return {"query": _query(row, render), "choices": list(choices), "gold": answer}
 
 
-def _exact_match(row: dict[str, Any], render: Render) -> dict[str, Any]:
-    if "answer_text" in row:
-        target = _string(row, "answer_text")
-    elif "completion" in row:
-        target = _string(row, "completion")
+def _exact_match(row: dict[str, Any], render: Render, target_key: str) -> dict[str, Any]:
+    if target_key != "messages":
+        if target_key not in row:
+            raise InputError("missing", field=target_key)
+        target = _string(row, target_key)
     else:
         messages = _messages(row.get("messages"), "messages")
+        if messages[-1]["role"] != "assistant":
+            raise InputError("last message must be the assistant's answer", field=f"messages[{len(messages) - 1}].role")
         target = messages[-1]["content"]
         if not target.strip():
             raise InputError("final assistant answer is empty", field=f"messages[{len(messages) - 1}].content")
