@@ -6,6 +6,7 @@
 Every method (prompt, lora, qlora, full, dpo, rlhf) gets its own derived settings
 (advisor.hyperparams), an estimate (advisor.estimate) and a verdict; advisor.policy picks
 one; advisor.fixes lists the cheapest changes that make a non-fitting pick fit.
+The data profile and the fixes are imported only when used: `advise` must start fast.
 """
 
 from __future__ import annotations
@@ -17,14 +18,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from advisor.context import Candidate, Situation, normalise_goal, unsupported_reason
-from advisor.data_profile import DataProfile, problem_line, profile_data
-from advisor.fixes import cheapest_fixes
 from advisor.hyperparams import derive_settings
 from advisor.policy import MANY_EXAMPLES, Choice, choose
 from tunewise.errors import InputError
 from tunewise.methods import Method
 
 if TYPE_CHECKING:
+    from advisor.data_profile import DataProfile
     from tunewise.plan import Plan
 
 VERDICTS = ("recommended", "viable", "unsupported", "does-not-fit", "over-budget", "too-slow", "wrong-data",
@@ -167,6 +167,9 @@ def decide(s: Situation) -> Choice:
 def _profile(request: AdviceRequest) -> DataProfile | None:
     if not request.data:
         return None
+    # only with data: keeps startup lean
+    from advisor.data_profile import problem_line, profile_data
+
     tokenizer = request.tokenizer or find_tokenizer(request.model)
     profile = profile_data(request.data, eval_path=request.eval_data, tokenizer_path=tokenizer)
     if profile.problems:
@@ -250,6 +253,8 @@ def _fixes(s: Situation, chosen: Method, spec: Any) -> dict[Method, list[dict[st
         wanted.append(Method.FULL)
     if not any(not s.candidates[m].fits for m in wanted):
         return {}
+    from advisor.fixes import cheapest_fixes
+
     s.smaller_models = _smaller_models(spec)
     return {m: cheapest_fixes(s, s.candidates[m]) for m in wanted if not s.candidates[m].fits}
 
