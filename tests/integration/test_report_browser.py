@@ -173,6 +173,7 @@ def browser(chromium_binary):
         shutil.rmtree(profile, ignore_errors=True)
 
 
+LOADED = "document.readyState === 'complete' ? location.href : ''"
 WAIT_RENDERED = """new Promise((resolve) => {
   const check = () => {
     const plots = [...document.querySelectorAll('div.tw-plot')];
@@ -207,8 +208,16 @@ def open_page(browser: Browser, path: Path, screenshot: Path | None = None) -> t
         browser.call(domain, session=session)
     browser.call("Emulation.setDeviceMetricsOverride",
                  {"width": 1280, "height": 900, "deviceScaleFactor": 1, "mobile": False}, session=session)
-    browser.call("Page.navigate", {"url": path.resolve().as_uri()}, session=session)
-    browser.wait_event("Page.loadEventFired", session)
+    uri = path.resolve().as_uri()
+    browser.call("Page.navigate", {"url": uri}, session=session)
+    while True:  # a late load event of the initial about:blank must not count as ours
+        browser.wait_event("Page.loadEventFired", session)
+        try:
+            href = browser.call("Runtime.evaluate", {"expression": LOADED, "returnByValue": True}, session=session)
+        except RuntimeError:  # the context was replaced mid-call by our navigation
+            continue
+        if href["result"].get("value") == uri:
+            break
     browser.call("Runtime.evaluate", {"expression": WAIT_RENDERED, "awaitPromise": True}, session=session, timeout=45)
     facts = browser.call("Runtime.evaluate", {"expression": INSPECT, "returnByValue": True}, session=session)
     if screenshot is not None:
