@@ -164,6 +164,10 @@ def _advice_section(inputs: ReportInputs) -> Section:
     body = ""
     if advice.reasons:
         body += "<h3>Why " + tables.esc(advice.method or "this method") + "</h3>" + tables.reasons_html(advice.reasons)
+    body += tables.reasons_html(advice.notes)
+    if advice.derivations:
+        rows = [(d.get("field", ""), d.get("value", ""), d.get("reason", "")) for d in advice.derivations]
+        body += "<h3>How the settings were chosen</h3>" + tables.table(("setting", "value", "why"), rows, "derivations")
     if advice.candidates:
         body += "<h3>Every method considered</h3>" + tables.candidates_table(advice)
     if advice.data:

@@ -105,7 +105,9 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
         if isinstance(value, dict) and not prefix:
             rows += _flatten(value, name + ".")
         elif isinstance(value, list):
-            if all(not isinstance(v, dict | list) for v in value):
+            if not value:
+                rows.append((name, "none"))
+            elif all(not isinstance(v, dict | list) for v in value):
                 rows.append((name, ", ".join(str(v) for v in value[:10]) + (" …" if len(value) > 10 else "")))
             else:
                 rows.append((name, f"{len(value)} items"))
@@ -117,16 +119,24 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
 
 
 def data_profile_html(data: dict[str, Any]) -> str:
-    """The advice's data profile: problems first (they decide what to do), then the numbers."""
-    problems = []
-    for key in ("problems", "warnings"):
-        value = data.get(key)
-        if isinstance(value, list):
-            problems += [shorten(p if not isinstance(p, dict) else p.get("message", p), 300) for p in value]
-    rest = {k: v for k, v in data.items() if k not in ("problems", "warnings", "schema")}
+    """The advice's data profile: warnings first (they decide what to do), the per-method
+    data verdicts, then every other number as field/value rows."""
+    warnings = [p for key in ("warnings", "problems") if isinstance(data.get(key), list) for p in data[key]]
     html = ""
-    if problems:
-        html += '<ul class="problems">' + "".join(f"<li>{esc(p)}</li>" for p in problems) + "</ul>"
+    if warnings:
+        items = (shorten(w.get("message", w) if isinstance(w, dict) else w, 300) for w in warnings)
+        html += '<ul class="problems">' + "".join(f"<li>{esc(w)}</li>" for w in items) + "</ul>"
+    verdicts = data.get("verdicts")
+    if isinstance(verdicts, dict) and verdicts:
+        rows = []
+        for method, value in verdicts.items():
+            if isinstance(value, dict):
+                rows.append((method, value.get("verdict", ""), shorten(value.get("reason", ""), 300)))
+            else:
+                rows.append((method, value, ""))
+        html += table(("method", "data verdict", "why"), rows, "verdicts")
+    shown = {"schema", "verdicts", *(k for k in ("warnings", "problems") if isinstance(data.get(k), list))}
+    rest = {k: v for k, v in data.items() if k not in shown}
     return html + table(("field", "value"), ((k, shorten(v, 300)) for k, v in _flatten(rest)), "kv")
 
 

@@ -53,6 +53,8 @@ class AdviceView:
     data: dict[str, Any]
     plan: str | None
     path: str | None = None
+    notes: list[str] = field(default_factory=list)
+    derivations: list[dict[str, Any]] = field(default_factory=list)  # field, value, rule, reason
 
 
 def _number(obj: dict, key: str, path, where: str) -> float | None:
@@ -171,4 +173,6 @@ def parse_advice(raw: Any, path: str | Path) -> AdviceView:
         data=_mapping(raw, "data", path, ""),
         plan=str(plan) if plan is not None else None,
         path=str(path),
+        notes=_strings(rec, "notes", path, "recommendation."),
+        derivations=[d for d in rec.get("derivations") or [] if isinstance(d, dict)],
     )

@@ -299,3 +299,13 @@ def test_examples_table_reads_eval_outputs_and_marks_empty_generations():
     assert "<th>task</th><th>prompt</th><th>reference</th><th>base</th><th>lora</th>" in html
     assert "<td>(empty output)</td><td>yes</td>" in html and "<td>b</td><td>t</td>" in html
     assert "&lt;q&gt;?" in html and "<q>" not in html
+
+
+def test_advice_section_shows_reasons_settings_and_data_verdicts(inputs):
+    content = build_content(inputs, estimator=lambda c, g: c.raw, gpu_names=[])
+    body = next(s for s in content.sections if s.key == "advice").body_html
+    assert "<li>12 exact duplicate examples (0.5%)</li>" in body  # data warnings first
+    assert "<td>dpo</td><td>wrong-format</td><td>dpo trains on preference data; found messages</td>" in body
+    assert "<td>epochs</td><td>2</td><td>2,400 examples: 2 passes</td>" in body
+    assert "<td>tokens.p95</td><td>812</td>" in body and "<td>problems.rows</td><td>none</td>" in body
+    assert "Pass --preserve-general" in body
