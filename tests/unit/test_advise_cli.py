@@ -176,3 +176,39 @@ def test_fact_qlora_65b_in_48gb_with_paged_optimizer():
     a = _advise(model="huggyllama/llama-65b", gpu="rtx-a6000", examples=1_000, tokens_per_example=400)
     assert a.method is Method.QLORA and a.chosen.fits
     assert a.chosen.settings.optimizer == "paged-adamw-8bit"
+
+
+def test_exact_token_counts_from_a_local_model_folder(tmp_path):
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({
+        "model_type": "llama", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+        "num_attention_heads": 4, "num_key_value_heads": 4, "vocab_size": 100,
+        "max_position_embeddings": 512, "tie_word_embeddings": False}))
+    tok = Tokenizer(models.WordLevel({"[UNK]": 0, "order": 1}, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.save(str(folder / "tokenizer.json"))
+    data = write_jsonl(tmp_path / "d.jsonl", [{"text": "order " * (i % 7 + 3)} for i in range(200)])
+    result = invoke("advise", "--model", str(folder), "--gpu", "cpu", "--data", data, "--json")
+    assert result.exit_code == 0, result.output
+    tokens = json.loads(result.stdout)["data"]["tokens"]
+    assert tokens["method"] == "exact" and str(folder / "tokenizer.json") in tokens["how"]
+    assert (tokens["p50"], tokens["max"]) == (6, 9)  # words per row: 3..9
+
+
+def test_preserve_general_and_data_findings_reach_plan_and_output(tmp_path):
+    rows = chat_rows(300)
+    rows[7] = dict(rows[3])  # an exact duplicate
+    data = write_jsonl(tmp_path / "train.jsonl", rows)
+    held_out = write_jsonl(tmp_path / "eval.jsonl", [rows[11], rows[12]])
+    plan_path = tmp_path / "plan.yaml"
+    result = invoke("advise", "--model", "Qwen/Qwen2.5-0.5B", "--gpu", "a100-80gb", "--data", data,
+                    "--eval-data", held_out, "--preserve-general", "--out", str(plan_path))
+    assert result.exit_code == 0, result.output
+    plan = load_plan(plan_path)
+    assert plan.method is Method.LORA and plan.settings.replay == 0.05 and plan.settings.learning_rate == 1e-4
+    assert "[preserve-general]" in result.stdout and "[lora-preserve]" in result.stdout
+    assert "exact duplicate row(s); first group at lines [4, 8]" in result.stdout
+    assert "train/eval overlap: 2 identical" in result.stdout

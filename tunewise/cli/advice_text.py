@@ -18,8 +18,9 @@ def render(advice: Advice) -> str:
     width = max((len(d.field) for d in advice.chosen.derivations), default=0)
     for d in advice.chosen.derivations:
         lines.append(f"  {d.field:<{width}}  {_value(d.value):<10} [{d.rule}] {d.reason}")
-    if advice.notes:
-        lines += ["", "Notes:", *[f"  - {n}" for n in advice.notes]]
+    notes = advice.notes + [f"estimate: {w}" for w in advice.chosen.estimate.get("warnings", [])]
+    if notes:
+        lines += ["", "Notes:", *[f"  - {n}" for n in notes]]
     if advice.profile is not None and advice.profile.warnings():
         lines += ["", "Data:", *[f"  - {w}" for w in advice.profile.warnings()]]
     for method, fixes in advice.fixes.items():
@@ -36,8 +37,8 @@ def render(advice: Advice) -> str:
 
 def _header(advice: Advice) -> list[str]:
     model, hw = advice.model, advice.hardware
-    out = [f"{model['name']} ({model['params'] / 1e9:.2f}B parameters) on {hw['count']} x {hw['name']} "
-           f"({hw['memory_gib']:g} GiB each)"]
+    out = [f"{model['name']} ({_params(model['params'])} parameters) on {hw['count']} x {hw['name']} "
+           f"({hw['memory_gib']:.1f} GiB each)"]
     p = advice.profile
     if p is not None:
         tok = p.tokens
@@ -67,6 +68,12 @@ def _table(advice: Advice) -> list[str]:
                if c.verdict != "recommended" or not c.fits]
     out += [f"  {m}: {r}" for m, r in reasons if r]
     return out
+
+
+def _params(n: int) -> str:
+    if n >= 1e9:
+        return f"{n / 1e9:.2f}B"
+    return f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n:,}"
 
 
 def _hours(hours: float | None) -> str:
