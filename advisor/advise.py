@@ -189,6 +189,7 @@ def _profile(request: AdviceRequest) -> DataProfile | None:
 
 def _situation(request: AdviceRequest, spec: Any, hw: Any, profile: DataProfile | None) -> Situation:
     from advisor.estimate import estimate as run_estimate
+    from advisor.memory import MemoryKnobs
 
     memo: dict[tuple, dict[str, Any]] = {}  # rules ask for the same configuration repeatedly
 
@@ -204,8 +205,10 @@ def _situation(request: AdviceRequest, spec: Any, hw: Any, profile: DataProfile 
             examples, avg = profile.rows, profile.mean_tokens(settings.seq_len)
         if examples is not None and method.trains and settings.replay:
             examples = math.ceil(examples / (1 - settings.replay))  # replayed general rows are trained on too
+        knobs = MemoryKnobs(preference_adapter=settings.dpo_lora is not False)  # DPO/RLHF: adapter unless told
         return run_estimate(other_spec or spec, method, hw, settings, gpus=gpus, examples=examples,
-                            avg_tokens_per_example=avg, price_usd_per_hour=request.price_usd_per_hour).to_dict()
+                            avg_tokens_per_example=avg, price_usd_per_hour=request.price_usd_per_hour,
+                            knobs=knobs).to_dict()
 
     s = Situation(
         model=spec.name, params=spec.params, max_position=spec.max_position, hardware=hw.name,

@@ -91,6 +91,11 @@ def _p95_seq(s: Situation, m: Method, values: dict) -> int:
     return min(s.max_position, SEQ_MULTIPLE * math.ceil(s.lengths_p95 / SEQ_MULTIPLE))
 
 
+def _adapter_on(s: Situation, m: Method, values: dict) -> bool:
+    """LoRA/QLoRA always; DPO/RLHF unless the user asked for all weights (--no-adapter)."""
+    return m in ADAPTERS or values.get("dpo_lora") is not False
+
+
 def _n(s: Situation) -> int:
     return s.examples or 0
 
@@ -123,16 +128,17 @@ RULES: tuple[SettingRule, ...] = (
     SettingRule("optimizer", "adamw", _always, lambda *_: "adamw",
                 lambda *_: "AdamW, the standard; 8-bit or paged variants appear below if memory is short"),
     # -- adapters
-    SettingRule("lora_rank", "style-low-rank", lambda s, m, v: s.goal == "style", lambda *_: 8,
+    SettingRule("lora_rank", "style-low-rank", lambda s, m, v: _adapter_on(s, m, v) and s.goal == "style", lambda *_: 8,
                 lambda *_: "style/format is a low-rank change: r = 8 is enough", PEFT),
-    SettingRule("lora_rank", "knowledge-high-rank", lambda s, m, v: s.goal == "knowledge" and _n(s) >= 5_000,
+    SettingRule("lora_rank", "knowledge-high-rank",
+                lambda s, m, v: _adapter_on(s, m, v) and s.goal == "knowledge" and _n(s) >= 5_000,
                 lambda *_: 64, lambda s, *_: f"new knowledge from {_n(s):,} examples needs capacity: full FT "
                 "learns 10-100x higher-rank updates than typical LoRA (Biderman et al. 2024)", PEFT),
-    SettingRule("lora_rank", "default-rank", _always, lambda *_: 16,
+    SettingRule("lora_rank", "default-rank", _adapter_on, lambda *_: 16,
                 lambda *_: "r = 16, a common middle ground; raise it if the domain loss plateaus", PEFT),
-    SettingRule("lora_alpha", "alpha-2r", _always, lambda s, m, v: 2 * v["lora_rank"],
+    SettingRule("lora_alpha", "alpha-2r", _adapter_on, lambda s, m, v: 2 * v["lora_rank"],
                 lambda *_: "alpha = 2r (Biderman et al. 2024 recipe)", PEFT),
-    SettingRule("lora_targets", "all-linear", _always, lambda *_: "all-linear",
+    SettingRule("lora_targets", "all-linear", _adapter_on, lambda *_: "all-linear",
                 lambda *_: "every linear layer: needed to match full fine-tuning (QLoRA paper, sec. 4)", PEFT),
     # -- learning rate and length of training
     SettingRule("learning_rate", "full-preserve", lambda s, m, v: m is Method.FULL and s.preserve_general,
@@ -146,12 +152,15 @@ RULES: tuple[SettingRule, ...] = (
                 lambda *_: "half the usual LoRA LR to preserve general skills (eval_notes sec. 2.4)", ADAPTERS),
     SettingRule("learning_rate", "lora-default", _always, lambda *_: 2e-4,
                 lambda *_: "QLoRA paper's LoRA LR for <= 13B models (~10x full FT's)", ADAPTERS),
+    SettingRule("learning_rate", "preference-full-weight", lambda s, m, v: v.get("dpo_lora") is False,
+                lambda *_: 5e-7, lambda *_: "all weights (--no-adapter): Zephyr's full-weight DPO LR "
+                "(Tunstall et al. 2023)", (Method.DPO, Method.RLHF)),
     SettingRule("learning_rate", "preference-lr", _always, lambda *_: 5e-6,
                 lambda *_: "preference tuning with an adapter: full-weight DPO recipes use ~5e-7 (Zephyr), and "
                 "adapters want ~10x more (Biderman et al. 2024)", (Method.DPO, Method.RLHF)),
     SettingRule("dpo_lora", "dpo-adapter", _always, lambda *_: True,
                 lambda *_: "train a LoRA adapter; the reference is the base with the adapter switched off, so "
-                "no second model sits in memory (what the estimate assumes)", (Method.DPO,)),
+                "no second model sits in memory (--no-adapter: all weights and a frozen copy)", (Method.DPO,)),
     SettingRule("dpo_beta", "dpo-beta", _always, lambda *_: 0.1,
                 lambda *_: "beta = 0.1 keeps the policy near the reference (DPO paper, trl default)", (Method.DPO,)),
     SettingRule("epochs", "preference-one-epoch", lambda s, m, v: m in (Method.DPO, Method.RLHF), lambda *_: 1.0,

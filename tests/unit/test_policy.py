@@ -243,3 +243,16 @@ def test_days_of_training_are_not_a_plan():
     assert s.candidates[Method.QLORA].verdict == "too-slow"
     relaxed = situation(max_hours=10_000, **kw)
     assert decide(relaxed).method is Method.LORA
+
+
+def test_dpo_trains_an_adapter_unless_told_otherwise():
+    s = situation(examples=3_000, format="preference", lengths_p95=500, memory_gib=80, params=1e9)
+    decide(s)
+    fields = {d.field: d for d in s.candidates[Method.DPO].derivations}
+    assert fields["dpo_lora"].value is True and fields["lora_rank"].value == 16
+    assert fields["learning_rate"].value == 5e-6
+    s2 = situation(examples=3_000, format="preference", lengths_p95=500, memory_gib=80, params=1e9,
+                   overrides={"dpo_lora": False})
+    decide(s2)
+    fields2 = {d.field: d for d in s2.candidates[Method.DPO].derivations}
+    assert "lora_rank" not in fields2 and fields2["learning_rate"].value == 5e-7

@@ -16,7 +16,8 @@ OVERRIDES = {
     "batch_size": "batch_size", "grad_accum": "grad_accum", "seq_len": "seq_len", "epochs": "epochs",
     "learning_rate": "learning_rate", "lora_rank": "lora_rank", "lora_targets": "lora_targets",
     "optimizer": "optimizer", "precision": "precision", "gradient_checkpointing": "gradient_checkpointing",
-    "zero_stage": "zero_stage", "num_fewshot": "num_fewshot",
+    "zero_stage": "zero_stage", "num_fewshot": "num_fewshot", "cpu_offload": "cpu_offload",
+    "max_steps": "max_steps", "adapter": "dpo_lora",
 }
 
 
@@ -53,6 +54,10 @@ OVERRIDES = {
 @click.option("--gradient-checkpointing/--no-gradient-checkpointing", default=None, help="Recompute activations.")
 @click.option("--zero-stage", type=click.IntRange(0, 3), help="ZeRO / FSDP sharding stage over --gpus.")
 @click.option("--num-fewshot", type=int, help="Prompt method: demonstrations in the prompt.")
+@click.option("--cpu-offload/--no-cpu-offload", default=None, help="Optimizer states (ZeRO-3: weights) in CPU RAM.")
+@click.option("--max-steps", type=int, help="Optimizer steps (overrides epochs).")
+@click.option("--adapter/--no-adapter", default=None,
+              help="DPO/RLHF: train a LoRA adapter (default; reference = adapter disabled) or all weights.")
 @click.option("--json", "as_json", is_flag=True, help="Print the advice/v1 JSON.")
 @click.option("--out", type=click.Path(dir_okay=False), help="Write the plan here (plan.yaml) for `tunewise run`.")
 def command(**opts) -> None:
