@@ -91,10 +91,13 @@ class Overlap:
     exact: list[int]  # eval lines identical to some train example
     near: list[tuple[int, int, float]]  # (eval line, train line, jaccard)
     same_input: list[int]  # eval lines whose prompt/input appears verbatim in train
+    problems: list[Problem] = field(default_factory=list)  # bad rows in the eval file
 
     def to_dict(self) -> dict[str, Any]:
         return {"eval_path": self.eval_path, "eval_format": self.eval_format,
-                "eval_examples": self.eval_examples, "exact": len(self.exact),
+                "eval_examples": self.eval_examples,
+                "eval_bad_rows": [{"line": p.line, "field": p.field, "message": p.message} for p in self.problems[:50]],
+                "exact": len(self.exact),
                 "near": len(self.near), "same_input": len(self.same_input),
                 "exact_lines": self.exact[:20], "same_input_lines": self.same_input[:20],
                 "near_pairs": [list(p) for p in self.near[:20]]}
@@ -313,7 +316,8 @@ def _overlap(train: Dataset, train_keys: list[str], held_out: Dataset) -> Overla
                 near.append((line, train.lines[hits[0][0]], round(hits[0][1], 3)))
         if dedup.normalise(example_input(row, held_out.format)) in inputs:
             same_input.append(line)
-    return Overlap(str(held_out.path), held_out.format, len(held_out.rows), exact, near, same_input)
+    return Overlap(str(held_out.path), held_out.format, len(held_out.rows), exact, near, same_input,
+                   list(held_out.problems))
 
 
 def _warnings(p: DataProfile) -> list[str]:
@@ -330,6 +334,8 @@ def _warnings(p: DataProfile) -> list[str]:
     if p.near_checked < p.rows:
         out.append(f"near duplicates checked in the first {p.near_checked:,} of {p.rows:,} rows")
     o = p.overlap
+    if o and o.problems:
+        out.append(f"{len(o.problems)} bad row(s) in the eval data, first: {problem_line(o.eval_path, o.problems[0])}")
     if o and (o.exact or o.near or o.same_input):
         out.append(f"train/eval overlap: {len(o.exact)} identical, {len(o.near)} near-identical, "
                    f"{len(o.same_input)} same input, of {o.eval_examples} eval examples -- eval scores "

@@ -102,10 +102,14 @@ def test_malformed_data_names_file_line_and_field(tmp_path, content, expect):
     (["--data", "does-not-exist.jsonl"], "does-not-exist.jsonl: file not found"),
     (["--method", "dpo", "--data", "SFT"], "--method dpo needs prompt/chosen/rejected pairs"),
     (["--seq-len", "-5"], "field 'seq_len': must be positive"),
+    (["--model", "BADCONFIG"], "config.json"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, expect):
     sft = write_jsonl(tmp_path / "sft.jsonl", chat_rows(200))
-    args = [sft if a == "SFT" else a for a in args]
+    bad_config = tmp_path / "broken" / "config.json"
+    bad_config.parent.mkdir()
+    bad_config.write_text('{"model_type": "llama", "hidden_size": ')
+    args = [{"SFT": sft, "BADCONFIG": str(bad_config)}.get(a, a) for a in args]
     base = {"--model": LLAMA7, "--gpu": "rtx-4090"}
     for flag, value in zip(args[::2], args[1::2], strict=True):
         base[flag] = value

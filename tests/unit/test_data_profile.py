@@ -114,6 +114,7 @@ def test_train_eval_overlap(tmp_path):
         {"prompt": train[7]["prompt"].replace(sentence(7, 60).split()[12], "qqq"), "completion": " A7."},  # near
         {"prompt": "an unrelated question about nothing in the training set", "completion": " no"},
     ]
+    held_out.append({"prompt": "no answer"})  # line 5: a bad eval row is reported, not fatal
     p = profile_data(write_jsonl(tmp_path / "tr.jsonl", train), eval_path=write_jsonl(tmp_path / "ev.jsonl", held_out))
     o = p.overlap
     assert o.exact == [1] and o.same_input == [1, 2]
@@ -121,6 +122,7 @@ def test_train_eval_overlap(tmp_path):
     assert [(e, t) for e, t, _ in o.near] == [(2, 6), (3, 8)]
     assert p.to_dict()["overlap"]["eval_examples"] == 4
     assert any("overstate the gain" in w for w in p.warnings())
+    assert any("ev.jsonl:5 field 'completion': missing" in w for w in p.warnings())
 
 
 @pytest.mark.parametrize(("n", "fmt", "expect"), [
