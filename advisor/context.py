@@ -15,6 +15,9 @@ from tunewise.methods import Method
 from tunewise.settings import TrainSettings
 
 GOALS = ("knowledge", "style", "preference")
+# Plans keep 10% of device memory free: estimates err (benchmarks/estimate_accuracy) and
+# allocators fragment.  A candidate above it still "fits", but only tightly.
+HEADROOM = 0.9
 GOAL_ALIASES = {"skill": "knowledge", "format": "style", "safety": "preference"}
 
 # estimate(method, settings, gpus, model) -> estimate/v1 dict; model None = the requested one
@@ -120,6 +123,10 @@ class Situation:
         cand = self.candidates.get(method)
         return cand is not None and cand.fits and self.within_budget(method) and self.within_time(method)
 
+    def roomy(self, method: Method) -> bool:
+        """ok() with HEADROOM to spare."""
+        return self.ok(method) and self.candidates[method].total_gib <= HEADROOM * self.memory_gib
+
     def why_not(self, method: Method) -> str:
         """Why `method` is not ok, in a few words (for the reasons of the rule that skipped it)."""
         cand = self.candidates[method]
@@ -131,6 +138,9 @@ class Situation:
             return f"{method.value} would cost ${cand.cost_usd:,.2f}, over the ${self.budget_usd:,.2f} budget"
         if not self.within_time(method):
             return f"{method.value} would train for {cand.time_hours:,.0f} h, over the {self.max_hours:g} h limit (--max-hours)"
+        if cand.total_gib > HEADROOM * self.memory_gib:
+            return (f"{method.value} fits only tightly ({cand.total_gib:.1f} of {self.memory_gib:g} GiB, "
+                    f"above the {HEADROOM:.0%} a plan should use)")
         return f"{method.value} fits"
 
 

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from advisor.context import Derivation, Situation
+from advisor.context import HEADROOM, Derivation, Situation
 from tunewise.methods import Method
 from tunewise.settings import TrainSettings
 
@@ -39,7 +39,6 @@ FULL_WEIGHT = (Method.FULL, Method.DPO, Method.RLHF)
 GLOBAL_BATCH = 16  # sequences per optimizer step (QLoRA paper's batch for <= 13B models)
 BATCH_CHOICES = (16, 8, 4, 2, 1)
 ROOMY_BATCH = 4  # turn checkpointing off only if this micro-batch still fits without it
-HEADROOM = 0.9  # batch choices keep 10% of memory free: estimates err (benchmarks/estimate_accuracy)
 SEQ_MULTIPLE = 128
 REPLAY_FRACTION = 0.05
 
@@ -165,6 +164,8 @@ RULES: tuple[SettingRule, ...] = (
                 lambda *_: "beta = 0.1 keeps the policy near the reference (DPO paper, trl default)", (Method.DPO,)),
     SettingRule("epochs", "preference-one-epoch", lambda s, m, v: m in (Method.DPO, Method.RLHF), lambda *_: 1.0,
                 lambda *_: "preference tuning overfits the pairs quickly: one epoch"),
+    SettingRule("epochs", "unknown-size", lambda s, m, v: s.examples is None, lambda *_: 1.0,
+                lambda *_: "no data or --examples: one pass (set --epochs when you know the size)"),
     SettingRule("epochs", "small-data", lambda s, m, v: _n(s) < 1_000, lambda *_: 3.0,
                 lambda s, *_: f"{_n(s):,} examples: 3 passes to learn from little data"),
     SettingRule("epochs", "medium-data", lambda s, m, v: _n(s) <= 10_000, lambda *_: 2.0,

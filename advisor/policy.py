@@ -2,7 +2,7 @@
 
 Baseline (issue 2, the field's established guidance), refined by the goal:
   fewer than ~100 examples            -> prompt (few-shot)
-  ~100-10,000 examples                -> LoRA; QLoRA when memory or budget is tight
+  ~100-10,000 examples                -> LoRA; QLoRA when memory (over 90% used) or budget is tight
   > 10,000 with the memory and budget -> full fine-tuning (not for a style/format goal:
                                          adapters suffice there and forget less)
   preference pairs                    -> DPO (RLHF only when asked, with its trade-offs)
@@ -48,8 +48,8 @@ def _n(s: Situation) -> int:
 
 
 def _adapter(s: Situation) -> Method:
-    """LoRA if it fits the memory and budget, else QLoRA if that does, else LoRA anyway."""
-    if s.ok(Method.LORA):
+    """LoRA if it fits with room to spare, else QLoRA if that fits, else LoRA anyway."""
+    if s.roomy(Method.LORA):
         return Method.LORA
     return Method.QLORA if s.ok(Method.QLORA) else Method.LORA
 
@@ -94,16 +94,19 @@ RULES: tuple[Rule, ...] = (
     Rule("many-tasks", lambda s: s.tasks >= MANY_TASKS, _adapter,
          lambda s: f"{s.tasks} tasks switched often: one base model plus a small adapter per task "
          f"(MBs each, hot-swapped) instead of {s.tasks} full copies of a {s.params / 1e9:.1f}B model; "
-         + (_lora_vs_qlora(s) if s.ok(Method.LORA) else s.why_not(Method.LORA))),
+         + (_lora_vs_qlora(s) if s.roomy(Method.LORA) else s.why_not(Method.LORA))),
     Rule("large-data-full",
-         lambda s: _n(s) > MANY_EXAMPLES and s.goal != "style" and s.ok(Method.FULL), lambda s: Method.FULL,
+         lambda s: _n(s) > MANY_EXAMPLES and s.goal != "style" and s.roomy(Method.FULL), lambda s: Method.FULL,
          lambda s: f"{_data_size(s)} (> {MANY_EXAMPLES:,}) and full fine-tuning fits "
          f"({_size(Method.FULL, s)}{_budget_note(s)}): updating every weight learns the most from large data"),
-    Rule("lora-fits", lambda s: s.ok(Method.LORA), lambda s: Method.LORA,
+    Rule("lora-fits", lambda s: s.roomy(Method.LORA), lambda s: Method.LORA,
          lambda s: f"{_data_size(s)}: {_why_adapter(s)}; {_lora_vs_qlora(s)}"),
     Rule("qlora-when-tight", lambda s: s.ok(Method.QLORA), lambda s: Method.QLORA,
          lambda s: f"{_data_size(s)}: {_why_adapter(s)}; {s.why_not(Method.LORA)}, "
          f"QLoRA fits ({_size(Method.QLORA, s)}): 4-bit NF4 base, adapters in 16-bit"),
+    Rule("lora-tight", lambda s: s.ok(Method.LORA), lambda s: Method.LORA,
+         lambda s: f"{_data_size(s)}: {_why_adapter(s)}; {s.why_not(Method.LORA)} and "
+         f"{s.why_not(Method.QLORA)}: it may run out of memory -- try it, or see the changes below"),
     Rule("nothing-fits", lambda s: True,
          lambda s: Method.FULL if _n(s) > MANY_EXAMPLES and s.goal != "style" else Method.LORA,
          lambda s: f"{_data_size(s)}, but no training method fits {s.gpus} x {s.hardware} "
@@ -117,7 +120,9 @@ def _budget_note(s: Situation) -> str:
 
 
 def _why_adapter(s: Situation) -> str:
-    if s.examples is not None and s.examples > MANY_EXAMPLES:
+    if s.examples is None:
+        return "without a data size, adapters are the safe default (cheap, and they forget less than full FT)"
+    if s.examples > MANY_EXAMPLES:
         if s.goal == "style":
             return "a style/format goal is a small change that adapters learn well, and LoRA forgets less"
         return f"full fine-tuning would suit this much data but {s.why_not(Method.FULL)}"

@@ -228,6 +228,7 @@ def test_every_method_rule_can_fire(rule):
         "large-data-full": dict(params=1e9, examples=20_000, format="messages", memory_gib=80),
         "lora-fits": dict(examples=500, format="messages", memory_gib=80),
         "qlora-when-tight": dict(params=13e9, examples=500, format="messages", memory_gib=24),
+        "lora-tight": dict(params=7e9, examples=500, format="messages", memory_gib=15.5, device_kind="apple"),
         "nothing-fits": dict(params=70e9, examples=500, format="messages", memory_gib=16),
     }
     kw = {"lengths_p95": 600, **inputs[rule]}
@@ -256,3 +257,12 @@ def test_dpo_trains_an_adapter_unless_told_otherwise():
     decide(s2)
     fields2 = {d.field: d for d in s2.candidates[Method.DPO].derivations}
     assert "lora_rank" not in fields2 and fields2["learning_rate"].value == 5e-7
+
+
+def test_lora_that_fits_only_tightly_yields_to_qlora():
+    # 7B LoRA on 15.5 GiB: fits above the 90% headroom, so QLoRA (which fits roomily) wins
+    s = situation(params=7e9, examples=500, format="messages", lengths_p95=700, memory_gib=15.5)
+    choice = decide(s)
+    lora = s.candidates[Method.LORA]
+    assert lora.fits and lora.total_gib > 0.9 * 15.5
+    assert choice.method is Method.QLORA and "fits only tightly" in choice.reasons[0]
