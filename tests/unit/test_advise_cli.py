@@ -216,3 +216,9 @@ def test_preserve_general_and_data_findings_reach_plan_and_output(tmp_path):
     assert "[preserve-general]" in result.stdout and "[lora-preserve]" in result.stdout
     assert "exact duplicate row(s); first group at lines [4, 8]" in result.stdout
     assert "train/eval overlap: 2 identical" in result.stdout
+
+
+def test_fact_24gb_card_qlora_for_13b_not_lora_or_full():
+    a = _advise(model="meta-llama/Llama-2-13b-hf", gpu="rtx-4090", examples=500, tokens_per_example=1024)
+    assert a.method is Method.QLORA and a.rule == "qlora-when-tight"
+    assert not a.candidates[Method.LORA].fits and not a.candidates[Method.FULL].fits
