@@ -53,15 +53,12 @@ def _child_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def child_env(bytecode_cache: bool) -> dict[str, str]:
-    """The environment for the timed processes.  With the cache on (the default, as after a
-    normal `pip install`), PYTHONDONTWRITEBYTECODE is dropped so tunewise's own modules are
-    compiled once, like click's already are; otherwise every run recompiles them."""
+def child_env() -> dict[str, str]:
+    """The environment for the timed processes: PYTHONDONTWRITEBYTECODE is dropped, so
+    tunewise's modules get their .pyc files on the warm-up run, as click's already have
+    from `pip install` (otherwise every run would recompile tunewise and not click)."""
     env = dict(os.environ)
-    if bytecode_cache:
-        env.pop("PYTHONDONTWRITEBYTECODE", None)
-    else:
-        env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     return env
 
 
@@ -81,11 +78,9 @@ def time_once(cmd: list[str]) -> tuple[float, float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=9)
-    parser.add_argument("--no-bytecode-cache", action="store_true",
-                        help="recompile tunewise's modules in every run (PYTHONDONTWRITEBYTECODE=1)")
     args = parser.parse_args(argv)
     ENV.clear()
-    ENV.update(child_env(not args.no_bytecode_cache))
+    ENV.update(child_env())
     tw = tunewise_cmd()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -109,8 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             for name, cmd in cases.items():
                 times[name].append(time_once(cmd))
     base = times['python -c "import click"']
-    cache = "off (every run recompiles)" if args.no_bytecode_cache else "on (as after pip install)"
-    print(f"{args.runs} runs each, interleaved; python {sys.version.split()[0]}; bytecode cache {cache}; "
+    print(f"{args.runs} runs each, interleaved; python {sys.version.split()[0]}; bytecode cache on; "
           f"load average after: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs\n")
     print(f"| {'command':<38} | wall median s | wall ratio | CPU median s | CPU ratio |")
     print(f"|{'-' * 40}|---------------|------------|--------------|-----------|")
