@@ -32,9 +32,11 @@ DTYPES = ("float32", "bfloat16", "float16")
               help="Wrap every prompt in the tokenizer's chat template (for all variants alike).")
 @click.option("--examples", type=click.IntRange(min=0), default=3, show_default=True,
               help="Example prompts with base vs tuned generations kept for the report.")
+@click.option("--baseline", type=click.Path(),
+              help="Reuse the base model's results from an earlier eval.json (or its folder) instead of "
+                   "evaluating the base again; refused unless every score-changing setting is identical.")
 @click.option("--json", "as_json", is_flag=True, help="Print the eval record JSON instead of the table.")
-def command(run_dirs, domain, preference, retention, base, out, limit, batch_size, dtype, device, num_fewshot,
-            chat_template, examples, as_json) -> None:
+def command(**opts) -> None:
     """Measure domain gain and general-skill regression of runs against their base model.
 
     Every run is compared with the base on the same tasks and settings, per example:
@@ -46,20 +48,20 @@ def command(run_dirs, domain, preference, retention, base, out, limit, batch_siz
       tunewise eval runs/lora runs/full --domain held_out.jsonl
       tunewise eval runs/dpo --preference prefs_eval.jsonl --retention none --limit 50
       tunewise eval runs/lora --domain held_out.jsonl --retention arc_easy,hellaswag
+      tunewise eval runs/new --domain held_out.jsonl --baseline eval/   # base scores from before
     """
     from evals.evaluate import EvalOptions, evaluate
 
-    options = EvalOptions(
-        run_dirs=list(run_dirs), domain=list(domain), preference=list(preference), retention=retention,
-        out=out, base=base, limit=limit, batch_size=batch_size, dtype=dtype, device=device,
-        num_fewshot=num_fewshot, apply_chat_template=chat_template, examples=examples,
-    )
-    record = evaluate(options)
+    as_json = opts.pop("as_json")
+    opts["apply_chat_template"] = opts.pop("chat_template")
+    for name in ("run_dirs", "domain", "preference"):
+        opts[name] = list(opts[name])
+    record = evaluate(EvalOptions(**opts))
     if as_json:
         click.echo(json.dumps(record.to_dict(), indent=2, ensure_ascii=False))
         return
     click.echo(render_table(record))
-    click.echo(f"\nwrote {out}/eval.json")
+    click.echo(f"\nwrote {opts['out']}/eval.json")
 
 
 def render_table(record) -> str:
