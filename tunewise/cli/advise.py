@@ -23,7 +23,7 @@ OVERRIDES = {
 
 @click.command("advise")
 @click.option("--model", required=True, help="Hub id from the catalog, a config.json, or a local model folder.")
-@click.option("--gpu", help="Device name from the hardware catalog (e.g. rtx-4090, a100-80gb, cpu).")
+@click.option("--gpu", help="Device name from the hardware catalog (e.g. rtx-4090, a100-80gb, cpu; default: this machine's CPU).")
 @click.option("--gpu-mem-gib", type=float, help="Memory per device in GiB (required for a device not in the catalog).")
 @click.option("--gpus", type=int, default=1, show_default=True, help="Number of devices.")
 @click.option("--hardware-file", type=click.Path(dir_okay=False), help="YAML with extra devices or prices.")
