@@ -33,7 +33,7 @@ SHINGLE_WORDS = 3
 BANDS, ROWS = 8, 4
 K = BANDS * ROWS
 MAX_NEAR_ROWS = 10_000
-BUCKET_CAP = 4  # members kept per band bucket (see LshIndex)
+BUCKET_CAP = 2  # members kept per band bucket (see LshIndex)
 GATE = 0.55  # signature estimate below which a candidate is not verified (true J >= 0.8 is
 #              estimated below 0.55 with probability < 1e-3 at K = 32: binomial tail)
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -112,7 +112,8 @@ class LshIndex:
     """
 
     def __init__(self) -> None:
-        self._buckets: dict[tuple[int, tuple[int, ...]], list[int]] = defaultdict(list)
+        # One table per band, keyed by the band's ROWS bin values.
+        self._buckets: list[dict[tuple[int, ...], list[int]]] = [{} for _ in range(BANDS)]
         # Compact unsigned 32-bit arrays: a set of Python ints costs ~15x more memory.
         self._shingles: dict[int, array] = {}
         self._fingerprints: dict[int, int] = {}
@@ -121,12 +122,14 @@ class LshIndex:
         sig = signature(items)
         self._store(index, items, _fingerprint(sig), _bands(sig))
 
-    def _store(self, index: int, items: set[int], fp: int, bands: list) -> None:
+    def _store(self, index: int, items: set[int], fp: int, bands: list[tuple[int, ...]]) -> None:
         self._shingles[index] = array("I", items)
         self._fingerprints[index] = fp
-        for band in bands:
-            bucket = self._buckets[band]
-            if len(bucket) < BUCKET_CAP:
+        for table, key in zip(self._buckets, bands, strict=True):
+            bucket = table.get(key)
+            if bucket is None:
+                table[key] = [index]
+            elif len(bucket) < BUCKET_CAP:
                 bucket.append(index)
 
     def query(self, items: set[int], *, add_as: int | None = None) -> list[tuple[int, float]]:
@@ -135,11 +138,14 @@ class LshIndex:
         sig = signature(items)
         bands, fp = _bands(sig), _fingerprint(sig)
         candidates: set[int] = set()
-        for band in bands:
-            candidates.update(self._buckets.get(band, ()))
+        for table, key in zip(self._buckets, bands, strict=True):
+            members = table.get(key)
+            if members:
+                candidates.update(members)
         hits = []
+        fingerprints, need = self._fingerprints, GATE * K
         for i in candidates:
-            if _agreeing_bins(fp, self._fingerprints[i]) < GATE * K:
+            if _agreeing_bins(fp, fingerprints[i]) < need:
                 continue
             stored = self._shingles[i]
             common = len(items.intersection(stored))  # no set built for the stored array
@@ -148,7 +154,7 @@ class LshIndex:
                 hits.append((i, j))
         if add_as is not None:
             self._store(add_as, items, fp, bands)
-        return sorted(hits, key=lambda h: (-h[1], h[0]))
+        return sorted(hits, key=lambda h: (-h[1], h[0])) if hits else hits
 
 
 _LOW_BYTE = (0xFF).__and__
@@ -166,8 +172,11 @@ def _agreeing_bins(a: int, b: int) -> int:
     return (a ^ b).to_bytes(K, "little").count(0)
 
 
-def _bands(sig: tuple[int, ...]) -> list[tuple[int, tuple[int, ...]]]:
-    return [(b, sig[b * ROWS : (b + 1) * ROWS]) for b in range(BANDS)]
+_BAND_STARTS = range(0, K, ROWS)
+
+
+def _bands(sig: tuple[int, ...]) -> list[tuple[int, ...]]:
+    return [sig[i : i + ROWS] for i in _BAND_STARTS]
 
 
 def near_pairs(texts: Sequence[str], skip: set[int] = frozenset()) -> list[tuple[int, int, float]]:
