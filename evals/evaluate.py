@@ -114,13 +114,14 @@ def evaluate(options: EvalOptions) -> EvalRecord:
                                    include_defaults=retention.builtin)
     baseline = load_baseline(options.baseline, settings, resolved.base_model, specs) if options.baseline else None
     harness.check_tasks(manager, [s.name for s in specs], load=[s.name for s in retention.specs])
-    examples = _example_items(specs, options.examples)
+    examples, from_task = _example_items(specs, options.examples, options.limit)
     job = harness.HarnessJob(
         base_model=resolved.base_model, settings=settings, tasks=[s.name for s in specs],
         variants=[v for v in resolved.variants if not (baseline and v.name == BASE)],
         include_paths=[], include_defaults=retention.builtin,
         prompt_prefixes={v.name: prompt_prefix(v.prompt) for v in resolved.variants if v.prompt},
-        example_prompts=[e["prompt"] for e in examples],
+        example_prompts=[] if from_task else [e["prompt"] for e in examples],
+        probe_text=examples[0]["prompt"] if examples else "",
     )
     outputs = harness.evaluate_variants(job, manager)
     results = {name: extract(output.results, specs) for name, output in outputs.items()}
@@ -128,7 +129,7 @@ def evaluate(options: EvalOptions) -> EvalRecord:
         results[BASE] = baseline_results(baseline, specs)
         outputs[BASE] = harness.VariantOutput(results={}, examples=_baseline_examples(baseline, examples))
     record = _record(resolved, settings, results, outputs, out)
-    record.examples = _examples(examples, resolved.variants, outputs)
+    record.examples = _examples(examples, resolved.variants, outputs, results if from_task else None)
     record.wall_time_s = round(time.time() - started, 3)
     record.write(out / "eval.json")
     return record
@@ -217,29 +218,40 @@ def _identical_outputs(spec: VariantSpec, base: list[TaskResult], run: list[Task
     return []
 
 
-def _example_items(specs: list[TaskSpec], count: int) -> list[dict[str, Any]]:
-    """The first `count` items of the first domain task: prompt and reference answer."""
+def _example_items(specs: list[TaskSpec], count: int, limit: int | None) -> tuple[list[dict[str, Any]], bool]:
+    """The first `count` items of a domain task: prompt and reference answer.
+
+    An exact-match task is preferred: its logged generations are the examples, so no
+    extra generation is run (the second value says so).
+    """
     domain = [s for s in specs if s.kind == "domain" and s.yaml_path]
+    generated = [s for s in domain if s.output_type == "generate_until"]
     if not domain or count == 0:
-        return []
-    spec = domain[0]
+        return [], False
+    spec = (generated or domain)[0]
+    count = min(count, limit) if limit else count
     rows = []
     with open(Path(spec.yaml_path).with_suffix("") / "test.jsonl", encoding="utf-8") as handle:
-        for line in handle:
-            item = json.loads(line)
-            reference = item.get("target", item["choices"][item["gold"]] if "choices" in item else None)
-            rows.append({"task": spec.name, "prompt": item["query"], "reference": reference})
+        for doc_id, line in enumerate(handle):
             if len(rows) == count:
                 break
-    return rows
+            item = json.loads(line)
+            reference = item.get("target", item["choices"][item["gold"]] if "choices" in item else None)
+            rows.append({"task": spec.name, "doc_id": doc_id, "prompt": item["query"], "reference": reference})
+    return rows, bool(generated)
 
 
-def _examples(items: list[dict[str, Any]], variants: list[VariantSpec],
-              outputs: dict[str, harness.VariantOutput]) -> list[dict[str, Any]]:
-    return [
-        item | {"outputs": {v.name: outputs[v.name].examples[i] for v in variants}}
-        for i, item in enumerate(items)
-    ]
+def _examples(items: list[dict[str, Any]], variants: list[VariantSpec], outputs: dict[str, harness.VariantOutput],
+              results: dict[str, list[TaskResult]] | None) -> list[dict[str, Any]]:
+    """Each example with every variant's answer: from the task's logged generations, or generated."""
+    def answer(name: str, i: int) -> str | None:
+        if results is None:
+            texts = outputs[name].examples
+            return texts[i] if i < len(texts) else None
+        rows = next(r.rows for r in results[name] if r.score.task == items[i]["task"])
+        return next((r["response"] for r in rows if r["doc_id"] == items[i]["doc_id"]), None)
+
+    return [item | {"outputs": {v.name: answer(v.name, i) for v in variants}} for i, item in enumerate(items)]
 
 
 def _baseline_examples(baseline, items: list[dict[str, Any]]) -> list[str]:

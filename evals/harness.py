@@ -58,8 +58,9 @@ class HarnessJob:
     include_defaults: bool
     settings: EvalSettings
     prompt_prefixes: dict[str, str] = field(default_factory=dict)  # variant -> system_instruction
-    example_prompts: list[str] = field(default_factory=list)
+    example_prompts: list[str] = field(default_factory=list)  # generated for the report when set
     example_max_tokens: int = 48
+    probe_text: str = ""  # input of the adapter no-op check
 
 
 def default_device() -> str:
@@ -121,7 +122,7 @@ def evaluate_variants(job: HarnessJob, manager) -> dict[str, VariantOutput]:
         if variant.kind == "adapter":
             peft_model = _activate_adapter(peft_model, model, variant, f"tw_adapter_{index}")
             output = _run(job, manager, peft_model, tok, variant)
-            output.warnings += _adapter_noop_warning(peft_model, tok, variant, job.example_prompts)
+            output.warnings += _adapter_noop_warning(peft_model, tok, variant, job.probe_text)
             outputs[variant.name] = output
             continue
         assert peft_model is None, "base and prompt variants run before any adapter is loaded"
@@ -178,11 +179,11 @@ def _activate_adapter(peft_model, base_model, variant: VariantSpec, adapter_name
     return peft_model
 
 
-def _adapter_noop_warning(peft_model, tok, variant: VariantSpec, prompts: list[str]) -> list[str]:
+def _adapter_noop_warning(peft_model, tok, variant: VariantSpec, probe: str) -> list[str]:
     """Warn when the active adapter leaves the logits bit-identical to the base's."""
     import torch
 
-    text = (prompts[0] if prompts else "") or "The quick brown fox jumps over the lazy dog."
+    text = probe or "The quick brown fox jumps over the lazy dog."
     ids = tok(text, return_tensors="pt").to(peft_model.device)
     with torch.no_grad():
         tuned = peft_model(**ids).logits

@@ -103,5 +103,8 @@ def test_quick_eval_prints_table_and_writes_record(tmp_path, capsys, random_tiny
     assert "QUICK MODE: --limit 4" in out and "tw_domain_d_mc" in out and "no detectable change" in out
     record = load_eval_record(tmp_path / "out")
     assert record.quick and [v.name for v in record.variants] == ["base", "lora"]
+    # MC-only data: the report's example answers are generated (greedy) for every variant
+    assert len(record.examples) == 3
+    assert all(isinstance(e["outputs"][v], str) for e in record.examples for v in ("base", "lora"))
     # an untrained LoRA (B = 0) is flagged
     assert any(w.startswith("lora:") and "unchanged" in w for w in record.warnings)
