@@ -43,10 +43,22 @@ import time
 from dataclasses import asdict, dataclass, field
 
 from runners.fake_memory import CATEGORIES, LiveTensorTracker
-from runners.trace_model import (build_meta_model, load_config, materialize_fake, prepare_bitsandbytes,
-                                 quant_state_tensors, recipe)
-from runners.trace_step import (build_optimizer, prepare_for_training, prime_optimizer, run_step,
-                                track_positions, unpadded_causal_mask)
+from runners.trace_model import (
+    build_meta_model,
+    load_config,
+    materialize_fake,
+    prepare_bitsandbytes,
+    quant_state_tensors,
+    recipe,
+)
+from runners.trace_step import (
+    build_optimizer,
+    prepare_for_training,
+    prime_optimizer,
+    run_step,
+    track_positions,
+    unpadded_causal_mask,
+)
 from tunewise.errors import InputError
 from tunewise.methods import Method
 from tunewise.settings import TrainSettings

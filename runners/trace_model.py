@@ -30,6 +30,7 @@ from tunewise.errors import InputError
 from tunewise.methods import Method
 from tunewise.settings import TrainSettings
 
+
 @dataclass(frozen=True)
 class Recipe:
     """How the run loads and trains the model (from runners.translate, as a CUDA run)."""
