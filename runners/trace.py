@@ -177,7 +177,7 @@ def trace_extrapolated(model, method: Method | str, settings: TrainSettings | No
     small_depth, large_depth = depths
     if min(depths) < 4 or small_depth >= large_depth:
         raise InputError(f"need two increasing depths >= 4, got {depths}", field="depths")
-    if full <= large_depth:
+    if full <= large_depth or not uniform_layers(config):
         return trace(config, method, settings)
     small, large = (trace(config, method, settings, layers=d) for d in depths)
     labels = [k for k in large.label_peaks if k in small.label_peaks and not k.endswith("/inner")]
@@ -199,6 +199,20 @@ def trace_extrapolated(model, method: Method | str, settings: TrainSettings | No
         trainable_params=line(small.trainable_params, large.trainable_params),
         params=_base_params(config), seconds=round(small.seconds + large.seconds, 2),
         layers=full, extrapolated_from=tuple(depths))
+
+
+def uniform_layers(config) -> bool:
+    """Whether every decoder layer is built alike (extrapolation's premise).
+
+    Not alike: per-layer attention types (sliding/full alternation), MoE blocks on some
+    layers only (qwen2_moe `mlp_only_layers`/`decoder_sparse_step`, DeepSeek's first dense
+    layers).
+    """
+    kinds = set(getattr(config, "layer_types", None) or ())
+    if len(kinds) > 1 or getattr(config, "mlp_only_layers", None):
+        return False
+    return getattr(config, "decoder_sparse_step", 1) in (None, 1) and not getattr(
+        config, "first_k_dense_replace", 0)
 
 
 def _inner_bounded(result: TraceResult) -> bool:

@@ -40,6 +40,9 @@ SETTINGS_FLAGS = ("batch_size", "grad_accum", "seq_len", "epochs", "max_steps", 
 @click.option("--hardware-file", type=click.Path(dir_okay=False), help="YAML with extra devices or prices.")
 @click.option("--adapter/--no-adapter", "preference_adapter", default=True, show_default=True,
               help="DPO/RLHF: train a LoRA adapter (reference = adapter disabled) or all weights.")
+@click.option("--trace", "trace", is_flag=True,
+              help="Also run one training step of the real architecture under fake tensors (no memory is "
+                   "allocated; needs torch) and print analytic vs traced memory per part.")
 @click.option("--json", "as_json", is_flag=True, help="Print the estimate/v1 JSON.")
 @click.option("--list-models", is_flag=True, help="List the built-in model catalog and exit.")
 @click.option("--list-hardware", is_flag=True, help="List the hardware catalog and exit.")
@@ -64,10 +67,22 @@ def command(**opts) -> None:
     if not opts["model"]:
         raise click.UsageError("--model is required (or use --list-models)")
     result = run_estimate(opts)
+    traced = None
+    if opts.get("trace"):  # runners/trace_compare.py; imports torch only here
+        from runners.trace_compare import trace_for_estimate
+
+        traced = trace_for_estimate(opts["model"], result, adapter=opts["preference_adapter"])
     if opts["as_json"]:
-        click.echo(json.dumps(result.to_dict(), indent=2))
+        out = result.to_dict()
+        if traced is not None:
+            out["trace"] = traced
+        click.echo(json.dumps(out, indent=2))
     else:
         click.echo(render(result))
+        if traced is not None:
+            from runners.trace_compare import render_comparison
+
+            click.echo(render_comparison(traced))
 
 
 def run_estimate(opts: dict):
