@@ -24,6 +24,7 @@ from tunewise.errors import InputError
 from tunewise.methods import Method
 
 if TYPE_CHECKING:
+    from advisor.calibration import Calibration
     from advisor.data_profile import DataProfile
     from tunewise.plan import Plan
 
@@ -53,6 +54,8 @@ class AdviceRequest:
     price_usd_per_hour: float | None = None
     hardware_file: str | None = None
     tokenizer: str | None = None  # a tokenizer.json; default: found next to a local model
+    calibrate_from: tuple[str, ...] = ()  # run folders / records / history files (advisor/calibration.py)
+    history: bool = True  # also learn from the local run history (advisor/run_history.py)
 
     def __post_init__(self) -> None:
         for name in ("gpus", "tasks", "examples"):
@@ -81,6 +84,7 @@ class Advice:
     hardware: dict[str, Any]
     request: AdviceRequest
     plan_path: str | None = None
+    calibration: Calibration | None = None
 
     @property
     def chosen(self) -> Candidate:
@@ -133,6 +137,7 @@ class Advice:
             "fixes": {m.value: f for m, f in self.fixes.items()},
             "data": self.profile.to_dict() if self.profile else None,
             "plan": self.plan_path,
+            "calibration": self.calibration.to_dict() if self.calibration else None,
         })
 
 
@@ -144,12 +149,24 @@ def advise(request: AdviceRequest) -> Advice:
     spec = resolve_model(request.model)
     hw = resolve_hardware(request.gpu, request.gpu_mem_gib, catalog_path=request.hardware_file)
     profile = _profile(request)
-    s = _situation(request, spec, hw, profile)
+    calibration = _calibration(request, hw)
+    s = _situation(request, spec, hw, profile, calibration)
     choice = decide(s)
     fixes = _fixes(s, choice.method, spec)
     hardware = {"name": hw.name, "count": s.gpus, "memory_gib": hw.memory_gib, "kind": hw.kind}
-    return Advice(choice.method, choice.rule, choice.reasons, choice.notes, s.candidates, fixes, profile,
-                  spec.summary(), hardware, request)
+    notes = choice.notes + (calibration.summary() if calibration else [])
+    return Advice(choice.method, choice.rule, choice.reasons, notes, s.candidates, fixes, profile,
+                  spec.summary(), hardware, request, calibration=calibration)
+
+
+def _calibration(request: AdviceRequest, hw: Any) -> Calibration | None:
+    """What measured runs on this hardware teach (None when there is nothing to read)."""
+    if not request.calibrate_from and not request.history:
+        return None
+    from advisor.calibration import load_calibration
+
+    return load_calibration(hw, request.calibrate_from, history=request.history,
+                            catalog_path=request.hardware_file)
 
 
 def decide(s: Situation) -> Choice:
@@ -187,7 +204,8 @@ def _profile(request: AdviceRequest) -> DataProfile | None:
     return profile
 
 
-def _situation(request: AdviceRequest, spec: Any, hw: Any, profile: DataProfile | None) -> Situation:
+def _situation(request: AdviceRequest, spec: Any, hw: Any, profile: DataProfile | None,
+               calibration: Calibration | None = None) -> Situation:
     from advisor.estimate import estimate as run_estimate
     from advisor.memory import MemoryKnobs
 
@@ -208,7 +226,7 @@ def _situation(request: AdviceRequest, spec: Any, hw: Any, profile: DataProfile 
         knobs = MemoryKnobs(preference_adapter=settings.dpo_lora is not False)  # DPO/RLHF: adapter unless told
         return run_estimate(other_spec or spec, method, hw, settings, gpus=gpus, examples=examples,
                             avg_tokens_per_example=avg, price_usd_per_hour=request.price_usd_per_hour,
-                            knobs=knobs).to_dict()
+                            knobs=knobs, calibration=calibration).to_dict()
 
     s = Situation(
         model=spec.name, params=spec.params, max_position=spec.max_position, hardware=hw.name,

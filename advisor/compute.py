@@ -76,12 +76,19 @@ def flops_per_token(spec: ModelSpec, method: Method, settings: TrainSettings, *,
     return total
 
 
-def training_time(
+def default_mfu(method: Method, hardware: Hardware) -> float:
+    """The assumed MFU of `method` on `hardware` before any local calibration."""
+    return MFU.get(method, 0.25) * (HOST_MFU_FACTOR if hardware.kind != "gpu" else 1.0)
+
+
+def training_time(  # noqa: PLR0913 - mfu: the calibrated value (advisor/calibration.py)
     spec: ModelSpec, method: Method, settings: TrainSettings, hardware: Hardware, *,
     tokens: int | None, gpus: int, adapter: bool, precompute_reference: bool = False,
+    mfu: float | None = None,
 ) -> TimeEstimate:
+    """mfu: a calibrated value (advisor/calibration.py) instead of `default_mfu`."""
     fpt = flops_per_token(spec, method, settings, adapter=adapter, precompute_reference=precompute_reference)
-    mfu = MFU.get(method, 0.25) * (HOST_MFU_FACTOR if hardware.kind != "gpu" else 1.0)
+    mfu = mfu if mfu is not None else default_mfu(method, hardware)
     peak = hardware.peak_tflops(settings.precision)
     if tokens is None or method is Method.PROMPT or not peak:
         return TimeEstimate(fpt, mfu, None if method is not Method.PROMPT else 0.0)

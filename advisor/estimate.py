@@ -8,7 +8,7 @@ every candidate method.  `Estimate.to_dict()` is the "Estimate" artifact of DESI
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from advisor import compute, memory
 from advisor.hardware import Hardware
@@ -20,6 +20,9 @@ from tunewise.errors import InputError
 from tunewise.methods import Method
 from tunewise.schema import stamp
 from tunewise.settings import TrainSettings
+
+if TYPE_CHECKING:
+    from advisor.calibration import Calibration
 
 
 @dataclass
@@ -87,17 +90,22 @@ def estimate(  # noqa: PLR0913 - the advisor's contract signature (INTERFACES)
     avg_tokens_per_example: float | None = None,
     price_usd_per_hour: float | None = None,
     knobs: MemoryKnobs | None = None,
+    calibration: Calibration | None = None,
 ) -> Estimate:
     """Memory, fit, time and cost of training `spec` with `method` (see module docstring).
 
     tokens: training tokens per epoch (else examples x avg_tokens_per_example, where
     avg defaults to seq_len).  For DPO an example is a pair and counts twice.
+    calibration: MFU and memory corrections measured on this hardware
+    (advisor/calibration.py); each one applied is stated in `assumptions`.
     """
     method = Method(method)
     knobs = knobs or MemoryKnobs()
     _check_sizes(gpus, tokens, examples, avg_tokens_per_example, price_usd_per_hour)
     adapter = _adapter(spec, method, settings, knobs)
     mem = memory.estimate_memory(spec, method, settings, hardware, adapter, gpus=gpus, knobs=knobs)
+    learned = _calibrated(calibration, spec, method, hardware, gpus, mem)
+    mem = learned.memory
     reason = unsupported_reason(method, settings, hardware, gpus)
     usable = hardware.usable_gib
     paged_fit = mem.total - mem.pageable <= usable
@@ -105,7 +113,8 @@ def estimate(  # noqa: PLR0913 - the advisor's contract signature (INTERFACES)
     total_tokens, token_note = _tokens(method, settings, tokens, examples, avg_tokens_per_example, gpus)
     uses_adapter = adapter is not None
     timing = compute.training_time(spec, method, settings, hardware, tokens=total_tokens, gpus=gpus,
-                                   adapter=uses_adapter, precompute_reference=knobs.precompute_reference)
+                                   adapter=uses_adapter, precompute_reference=knobs.precompute_reference,
+                                   mfu=learned.mfu)
     price = price_usd_per_hour if price_usd_per_hour is not None else hardware.usd_per_hour
     cost = None if timing.hours is None or price is None else timing.hours * price * gpus
     est = Estimate(
@@ -117,7 +126,33 @@ def estimate(  # noqa: PLR0913 - the advisor's contract signature (INTERFACES)
     est.warnings = _warnings(est, price)
     source = "--price" if price_usd_per_hour is not None else f"{hardware.price_source} {hardware.price_date}".strip()
     est.assumptions = _assumptions(est, knobs, timing, token_note, (price, source))
+    if learned.notes:  # the calibrated MFU replaces the default MFU line; memory adds one
+        est.assumptions = [*learned.notes] + [a for a in est.assumptions if not a.startswith("MFU ")
+                                           or learned.mfu is None]
     return est
+
+
+@dataclass(frozen=True)
+class _Learned:
+    memory: MemoryBreakdown
+    mfu: float | None = None
+    notes: tuple[str, ...] = ()
+
+
+def _calibrated(calibration: Calibration | None, spec: ModelSpec, method: Method, hardware: Hardware,
+                gpus: int, mem: MemoryBreakdown) -> _Learned:
+    """Apply what local runs measured on this hardware (advisor/calibration.py)."""
+    if calibration is None or calibration.hardware.name != hardware.name or not method.trains:
+        return _Learned(mem)
+    notes = []
+    default = compute.default_mfu(method, hardware)
+    fit = calibration.mfu_for(method, spec.params, default)
+    if fit is not None:
+        notes.append(calibration.mfu_note(fit, method, default))
+    mem, mem_note = calibration.correct_memory(mem, method, spec.params, gpus)
+    if mem_note:
+        notes.append(mem_note)
+    return _Learned(mem, fit.value if fit is not None else None, tuple(notes))
 
 
 def _check_sizes(gpus, tokens, examples, avg, price) -> None:

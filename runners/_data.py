@@ -204,6 +204,7 @@ def _check_lengths(rows, tokenizer, settings: TrainSettings, path: Path, report)
     limit = settings.seq_len
     lengths = token_lengths(rows, tokenizer)
     report["tokens_mean"] = round(sum(t for _, t in lengths) / max(1, len(lengths)), 1)
+    report["tokens_max"] = max((t for _, t in lengths), default=0)  # the longest batch sets the peak
     if not settings.packing and all(total > limit for _, total in lengths):
         shortest = min(total for _, total in lengths)
         raise InputError(

@@ -58,6 +58,22 @@ OVERRIDES = {
 @click.option("--max-steps", type=int, help="Optimizer steps (overrides epochs).")
 @click.option("--adapter/--no-adapter", default=None,
               help="DPO/RLHF: train a LoRA adapter (default; reference = adapter disabled) or all weights.")
+@click.option("--calibrate-from", "calibrate_from", multiple=True, type=click.Path(),
+              help="Learn MFU and memory overhead for this hardware from measured runs: runs/, a run folder, "
+                   "a record.json or a history .jsonl (repeatable).")
+@click.option("--no-history", is_flag=True,
+              help="Do not learn from the local run history ($TUNEWISE_HOME/history.jsonl, ./runs).")
+@click.option("--probe", is_flag=True, help="Train the advised plan for a few steps on this machine and report "
+              "measured throughput, peak memory, time and cost (needs torch; the run joins the history).")
+@click.option("--probe-steps", type=click.IntRange(min=2), default=10, show_default=True,
+              help="Optimizer steps of --probe.")
+@click.option("--probe-data", is_flag=True, help="Short LoRA runs on 25/50/100%% of --data; fit held-out loss "
+              "against examples and say how many more examples the target needs.")
+@click.option("--probe-data-steps", type=click.IntRange(min=1), default=200, show_default=True,
+              help="--probe-data: most optimizer steps of the largest run.")
+@click.option("--target-loss", type=float, help="--probe-data: the held-out loss to reach.")
+@click.option("--target-improvement", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.1,
+              show_default=True, help="--probe-data without --target-loss: relative held-out loss reduction to reach.")
 @click.option("--json", "as_json", is_flag=True, help="Print the advice/v1 JSON.")
 @click.option("--out", type=click.Path(dir_okay=False), help="Write the plan here (plan.yaml) for `tunewise run`.")
 def command(**opts) -> None:
@@ -81,13 +97,40 @@ def command(**opts) -> None:
         goal=opts["goal"], preserve_general=opts["preserve_general"],
         method=Method(opts["method"].lower()) if opts["method"] else None, overrides=overrides,
         price_usd_per_hour=opts["price"], hardware_file=opts["hardware_file"], tokenizer=opts["tokenizer"],
+        calibrate_from=tuple(opts["calibrate_from"]), history=not opts["no_history"],
     )
     advice = advise(request)
     if opts["out"]:
         advice.write_plan(opts["out"])
     if opts["as_json"]:
-        click.echo(json.dumps(advice.to_dict(), indent=2, default=str))
-    else:
-        from tunewise.cli.advice_text import render
+        out = advice.to_dict()
+        out.update(_measurements(advice, opts))
+        click.echo(json.dumps(out, indent=2, default=str))
+        return
+    from tunewise.cli.advice_text import render
 
-        click.echo(render(advice))
+    click.echo(render(advice))
+    if opts["probe"] or opts["probe_data"]:
+        from tunewise.cli.probe_text import render_curve, render_probe
+
+        measured = _measurements(advice, opts)
+        if "probe" in measured:
+            click.echo("\n" + render_probe(measured["probe"]))
+        if "data_probe" in measured:
+            click.echo("\n" + render_curve(measured["data_probe"]))
+
+
+def _measurements(advice, opts: dict) -> dict:
+    """--probe and --probe-data (torch is imported only here, only when asked)."""
+    out: dict = {}
+    if opts["probe"]:
+        from runners.probe import probe
+
+        out["probe"] = probe(advice, steps=opts["probe_steps"]).to_dict()
+    if opts["probe_data"]:
+        from runners.data_probe import probe_data
+
+        curve = probe_data(advice, max_steps=opts["probe_data_steps"], target_loss=opts["target_loss"],
+                           target_improvement=opts["target_improvement"])
+        out["data_probe"] = curve.to_dict()
+    return out

@@ -40,6 +40,11 @@ SETTINGS_FLAGS = ("batch_size", "grad_accum", "seq_len", "epochs", "max_steps", 
 @click.option("--hardware-file", type=click.Path(dir_okay=False), help="YAML with extra devices or prices.")
 @click.option("--adapter/--no-adapter", "preference_adapter", default=True, show_default=True,
               help="DPO/RLHF: train a LoRA adapter (reference = adapter disabled) or all weights.")
+@click.option("--calibrate-from", "calibrate_from", multiple=True, type=click.Path(),
+              help="Learn MFU and memory overhead from measured runs: runs/, a run folder, a record.json "
+                   "or a history .jsonl (repeatable).")
+@click.option("--no-history", is_flag=True,
+              help="Do not learn from the local run history (~/.cache/tunewise/history.jsonl, ./runs).")
 @click.option("--trace", "trace", is_flag=True,
               help="Also run one training step of the real architecture under fake tensors (no memory is "
                    "allocated; needs torch) and print analytic vs traced memory per part.")
@@ -66,19 +71,21 @@ def command(**opts) -> None:
         return
     if not opts["model"]:
         raise click.UsageError("--model is required (or use --list-models)")
-    result = run_estimate(opts)
+    result, calibration = run_estimate(opts)
     traced = None
     if opts.get("trace"):  # runners/trace_compare.py; imports torch only here
         from runners.trace_compare import trace_for_estimate
 
         traced = trace_for_estimate(opts["model"], result, adapter=opts["preference_adapter"])
     if opts["as_json"]:
-        out = result.to_dict()
+        out = result.to_dict()  # estimate/v1: an applied calibration shows in `assumptions`
         if traced is not None:
             out["trace"] = traced
         click.echo(json.dumps(out, indent=2))
     else:
         click.echo(render(result))
+        if calibration is not None:
+            click.echo("\n".join(f"  {line}" for line in calibration.summary()))
         if traced is not None:
             from runners.trace_compare import render_comparison
 
@@ -86,7 +93,9 @@ def command(**opts) -> None:
 
 
 def run_estimate(opts: dict):
-    """Build the inputs from the parsed flags and call advisor.estimate.estimate."""
+    """Build the inputs from the parsed flags and call advisor.estimate.estimate.
+
+    Returns (estimate, calibration or None)."""
     from advisor.estimate import estimate
     from advisor.hardware import resolve_hardware
     from advisor.memory import MemoryKnobs
@@ -98,8 +107,21 @@ def run_estimate(opts: dict):
     settings = TrainSettings(**given)
     spec = resolve_model(opts["model"])
     hardware = resolve_hardware(opts["gpu"], opts["gpu_mem_gib"], opts["hardware_file"])
-    return estimate(
+    calibration = _calibration(opts, hardware)
+    result = estimate(
         spec, parse_method(opts["method"]), hardware, settings, gpus=opts["gpus"], tokens=opts["tokens"],
         examples=opts["examples"], avg_tokens_per_example=opts["tokens_per_example"],
         price_usd_per_hour=opts["price"], knobs=MemoryKnobs(preference_adapter=opts["preference_adapter"]),
+        calibration=calibration,
     )
+    return result, calibration
+
+
+def _calibration(opts: dict, hardware):
+    """Measured runs on this hardware: --calibrate-from, plus the local history unless --no-history."""
+    paths, history = tuple(opts.get("calibrate_from") or ()), not opts.get("no_history")
+    if not paths and not history:
+        return None
+    from advisor.calibration import load_calibration
+
+    return load_calibration(hardware, paths, history=history, catalog_path=opts.get("hardware_file"))
