@@ -262,17 +262,17 @@ def _build_meta(config, method, plan):
     return policy, reference
 
 
-def _materialize(policy, reference, tracker, *, adapters: bool, real: bool) -> None:
-    """Fake tensors for every weight, registered as weights / adapter / reference."""
+def _materialize(policy, reference, tracker, *, adapters: bool, real: bool, device: str = "cpu") -> None:
+    """Fake (or real, on `device`) tensors for every weight, registered as weights / adapter / reference."""
     with tracker.category("weights", "setup"):
-        materialize_fake(policy, real=real)
+        materialize_fake(policy, real=real, device=device)
     for param in policy.parameters():
         tracker.register(param, "adapter" if adapters and param.requires_grad else "weights")
         for tensor in quant_state_tensors(param):
             tracker.register(tensor, "weights")
     if reference is not None:
         with tracker.category("reference", "setup"):
-            materialize_fake(reference, real=real)
+            materialize_fake(reference, real=real, device=device)
         for param in reference.parameters():
             param.requires_grad_(False)
             tracker.register(param, "reference")

@@ -137,11 +137,12 @@ def prepare_bitsandbytes() -> None:
     bnb_functional.name2qmap.setdefault("dynamic", bnb_functional.create_dynamic_map())
 
 
-def materialize_fake(model, *, real: bool = False) -> None:
+def materialize_fake(model, *, real: bool = False, device: str = "cpu") -> None:
     """Replace every meta parameter/buffer of `model` by a CPU FakeTensor (call under FakeTensorMode).
 
-    With `real=True` (outside fake mode) the tensors are real, random N(0, 0.02) weights:
-    the same code path, used to check the fake trace against a real step.
+    With `real=True` (outside fake mode) the tensors are real, random N(0, 0.02) weights on
+    `device`: the same code path, used to check the fake trace against a real step and by
+    benchmarks/gpu_calibration.py to train random-init models on a GPU.
     """
     import torch
 
@@ -151,20 +152,20 @@ def materialize_fake(model, *, real: bool = False) -> None:
             if param is None:
                 continue
             if id(param) not in done:  # tied weights stay tied
-                done[id(param)] = _fake_parameter(module, param, real)
+                done[id(param)] = _fake_parameter(module, param, real, device)
             module._parameters[name] = done[id(param)]
         for name, buf in list(module._buffers.items()):
             if buf is not None:
-                module._buffers[name] = torch.empty(buf.shape, dtype=buf.dtype)
+                module._buffers[name] = torch.empty(buf.shape, dtype=buf.dtype, device=device)
 
 
-def _fake_parameter(module, param, real: bool):
+def _fake_parameter(module, param, real: bool, device: str):
     import bitsandbytes as bnb
     import bitsandbytes.functional as bnb_functional
     import torch
 
     if isinstance(param, bnb.nn.Params4bit):
-        dense = _empty(param.shape, torch.bfloat16, real)
+        dense = _empty(param.shape, torch.bfloat16, real, device)
         packed, state = bnb_functional.quantize_4bit(
             dense, blocksize=param.blocksize, compress_statistics=param.compress_statistics,
             quant_type=param.quant_type, quant_storage=param.quant_storage)
@@ -172,13 +173,13 @@ def _fake_parameter(module, param, real: bool):
         weight.quant_state = state
         module.support_avx512bf16_for_cpu = False  # that path repacks weights for CPU inference
         return weight
-    return torch.nn.Parameter(_empty(param.shape, param.dtype, real), requires_grad=param.requires_grad)
+    return torch.nn.Parameter(_empty(param.shape, param.dtype, real, device), requires_grad=param.requires_grad)
 
 
-def _empty(shape, dtype, real: bool):
+def _empty(shape, dtype, real: bool, device: str):
     import torch
 
-    tensor = torch.empty(shape, dtype=dtype)
+    tensor = torch.empty(shape, dtype=dtype, device=device)
     return tensor.normal_(0.0, 0.02) if real and tensor.is_floating_point() else tensor
 
 

@@ -140,18 +140,19 @@ def decoder_layers(model):
 
 
 def run_step(policy, reference, optimizer, method: Method, settings: TrainSettings, tracker, *,
-             autocast=None) -> None:
+             autocast=None, device: str = "cpu") -> None:
     """Forward (+ DPO reference forward), backward, clip, optimizer step, zero_grad.
 
     `autocast`: the Trainer's mixed-precision dtype (accelerate wraps the forward in it).
+    `device`: where the (real) model lives; fake traces use the CPU device.
     """
     import torch
 
     rows = settings.batch_size * (2 if method is Method.DPO else 1)  # DPO: chosen + rejected
-    autocast = (torch.autocast("cpu", dtype=autocast) if autocast is not None
-                else torch.autocast("cpu", enabled=False))
+    autocast = (torch.autocast(device, dtype=autocast) if autocast is not None
+                else torch.autocast(device, enabled=False))
     with tracker.category("other", "inputs"):
-        input_ids = torch.zeros(rows, settings.seq_len, dtype=torch.long)
+        input_ids = torch.randint(0, policy.config.vocab_size, (rows, settings.seq_len), device=device)
     with tracker.category("activations", "forward", "pre"), autocast:
         out = policy(input_ids=input_ids, labels=input_ids, fused_lm_head=True, use_cache=False)
         loss = out.loss
