@@ -106,10 +106,10 @@ def _result(advice, record, steady: float | None) -> ProbeResult:
     analytic_tps = tokens / (hours * 3600) if tokens and hours else None
     rate = steady or record.tokens_per_s
     measured_hours = tokens / rate / 3600 if tokens and rate else None
-    price = cost / (hours * gpus) if cost is not None and hours else None
-    measured_cost = measured_hours * price * gpus if measured_hours is not None and price is not None else None
     mem = {k: v for k, v in est["memory_gib"].items() if k != "total"}
     hw = resolve_hardware(advice.hardware["name"], advice.hardware["memory_gib"], advice.request.hardware_file)
+    price = advice.request.price_usd_per_hour if advice.request.price_usd_per_hour is not None else hw.usd_per_hour
+    measured_cost = measured_hours * price * gpus if measured_hours is not None and price is not None else None
     analytic_gib = comparable_gib(MemoryBreakdown(**mem), hw, gpus)
     peak = record.peak_memory
     notes = _notes(advice, record, steady)
