@@ -92,8 +92,17 @@ def run_plan(
     if num_processes > 1 and plan.method.trains:
         from runners.launch import launch
 
-        return launch(plan, run_dir, options, mode)
-    return execute(plan, run_dir, options, mode)
+        return _remember(launch(plan, run_dir, options, mode), run_dir)
+    return _remember(execute(plan, run_dir, options, mode), run_dir)
+
+
+def _remember(record: RunRecord, run_dir: Path) -> RunRecord:
+    """A completed run joins the local history that calibrates later estimates
+    (advisor/run_history.py; off with TUNEWISE_NO_HISTORY=1)."""
+    from advisor.run_history import remember
+
+    remember(record.to_dict(), run_dir)
+    return record
 
 
 def execute(plan: Plan, run_dir: Path, options: RunOptions, mode: str) -> RunRecord:
