@@ -76,13 +76,21 @@ def make_run(model: str, root: Path) -> Path:
     return run
 
 
-def tasks_for_direct(domain: str, prefs: str, root: Path) -> tuple[list[str], list[str]]:
+def tasks_for_direct(model: str, domain: str, prefs: str, root: Path) -> tuple[list[str], list[str]]:
+    """The very task YAMLs `tunewise eval` generates (same generation lengths, same versions)."""
+    from transformers import AutoTokenizer
+
     from evals.suites import DEFAULT_SUITE, include_path, suite_tasks
     from evals.tasks import build_data_tasks
 
+    tok = AutoTokenizer.from_pretrained(model)
+
+    def count(text: str) -> int:
+        return len(tok(text, add_special_tokens=False)["input_ids"])
+
     taken: set[str] = set()
-    specs = build_data_tasks(domain, root / "tasks", taken=taken)
-    specs += build_data_tasks(prefs, root / "tasks", preference=True, taken=taken)
+    specs = build_data_tasks(domain, root / "tasks", taken=taken, count_tokens=count)
+    specs += build_data_tasks(prefs, root / "tasks", preference=True, taken=taken, count_tokens=count)
     names = [s.name for s in specs] + suite_tasks(DEFAULT_SUITE)
     return names, [str((root / "tasks").resolve()), include_path(DEFAULT_SUITE)]
 
@@ -110,7 +118,7 @@ def measure(args: argparse.Namespace) -> list[tuple[str, float, float]]:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         run = make_run(model, root)
-        names, include = tasks_for_direct(domain, prefs, root)
+        names, include = tasks_for_direct(model, domain, prefs, root)
         common = ["--limit", str(args.limit), "--batch-size", str(args.batch_size)]
         ours = [py, "-m", "tunewise", "eval", str(run), "--domain", domain, "--preference", prefs,
                 "--retention", "builtin", "--device", "cpu", "--dtype", "float32", "--out", str(root / "out"), *common]

@@ -19,6 +19,7 @@ from typing import Any
 
 from evals import compare, harness
 from evals.baseline import baseline_results, load_baseline
+from evals.eval_data import plain_render
 from evals.retention import resolve_retention
 from evals.samples import TaskResult, extract, write_rows
 from evals.tasks import TaskSpec, build_data_tasks
@@ -136,35 +137,46 @@ def evaluate(options: EvalOptions) -> EvalRecord:
 
 
 def _data_tasks(options: EvalOptions, tasks_dir: Path, base_model: str) -> list[TaskSpec]:
-    """Generate the domain and preference tasks; messages are rendered by the base's chat template."""
-    render = _renderer(base_model)
+    """Generate the domain and preference tasks with the base tokenizer (chat template, lengths)."""
+    tokenizer = _BaseTokenizer(base_model)
     taken: set[str] = set()
-    k = options.num_fewshot or 0
+    common = dict(num_fewshot=options.num_fewshot or 0, render=tokenizer.render, taken=taken,
+                  count_tokens=tokenizer.count)
     specs: list[TaskSpec] = []
     for path in options.domain:
-        specs += build_data_tasks(path, tasks_dir, num_fewshot=k, render=render, taken=taken)
+        specs += build_data_tasks(path, tasks_dir, **common)
     for path in options.preference:
-        specs += build_data_tasks(path, tasks_dir, preference=True, num_fewshot=k, render=render, taken=taken)
+        specs += build_data_tasks(path, tasks_dir, preference=True, **common)
     return specs
 
 
-def _renderer(base_model: str):
-    """messages -> prompt text with the base tokenizer's chat template (loaded on first use)."""
-    from evals.eval_data import plain_render
+class _BaseTokenizer:
+    """The base model's tokenizer, loaded on first use (bad data fails before any load)."""
 
-    cache: dict[str, Any] = {}
+    def __init__(self, base_model: str) -> None:
+        self.base_model = base_model
+        self._tok = None
 
-    def render(messages: list[dict[str, str]]) -> str:
-        if "tok" not in cache:
+    @property
+    def tok(self):
+        if self._tok is None:
             from transformers import AutoTokenizer
 
-            cache["tok"] = AutoTokenizer.from_pretrained(base_model)
-        tok = cache["tok"]
-        if not getattr(tok, "chat_template", None):
-            return plain_render(messages)
-        return tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            try:
+                self._tok = AutoTokenizer.from_pretrained(self.base_model)
+            except OSError as exc:
+                first = (str(exc).splitlines() or [""])[0][:200]
+                raise InputError(f"cannot load the base tokenizer (offline): {first}", path=self.base_model) from None
+        return self._tok
 
-    return render
+    def render(self, messages: list[dict[str, str]]) -> str:
+        """messages -> prompt text with the base's chat template (plain `role: content` without one)."""
+        if not getattr(self.tok, "chat_template", None):
+            return plain_render(messages)
+        return self.tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def count(self, text: str) -> int:
+        return len(self.tok(text, add_special_tokens=False)["input_ids"])
 
 
 def _record(resolved: Resolved, settings: EvalSettings, results: dict[str, list[TaskResult]],
@@ -172,6 +184,10 @@ def _record(resolved: Resolved, settings: EvalSettings, results: dict[str, list[
     record = EvalRecord(base_model=resolved.base_model, settings=settings, quick=settings.limit is not None,
                         warnings=list(resolved.warnings), versions=_versions(),
                         created_at=datetime.now(UTC).isoformat(timespec="seconds"))
+    record.warnings += [
+        f"{v.name}: QLoRA adapter evaluated unmerged on the {settings.dtype} base (not re-quantised to 4-bit), "
+        "like every other adapter" for v in resolved.variants if v.method == "qlora" and v.adapter
+    ]
     for spec in resolved.variants:
         variant = Variant(name=spec.name, method=spec.method, run_dir=spec.run_dir)
         for result in results[spec.name]:
@@ -244,12 +260,12 @@ def _example_items(specs: list[TaskSpec], count: int, limit: int | None) -> tupl
 def _examples(items: list[dict[str, Any]], variants: list[VariantSpec], outputs: dict[str, harness.VariantOutput],
               results: dict[str, list[TaskResult]] | None) -> list[dict[str, Any]]:
     """Each example with every variant's answer: from the task's logged generations, or generated."""
-    def answer(name: str, i: int) -> str | None:
+    def answer(name: str, i: int) -> str:
         if results is None:
             texts = outputs[name].examples
-            return texts[i] if i < len(texts) else None
+            return texts[i] if i < len(texts) else ""
         rows = next(r.rows for r in results[name] if r.score.task == items[i]["task"])
-        return next((r["response"] for r in rows if r["doc_id"] == items[i]["doc_id"]), None)
+        return next((r["response"] or "" for r in rows if r["doc_id"] == items[i]["doc_id"]), "")
 
     return [item | {"outputs": {v.name: answer(v.name, i) for v in variants}} for i, item in enumerate(items)]
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from tunewise.errors import InputError
 PREFIX = "tw"
 LAYOUT_VERSION = 1  # bump when the generated config layout changes: old versions then never compare
 MAX_GEN_TOKS = 256
+CountTokens = Callable[[str], int]
 
 
 @dataclass(frozen=True)
@@ -61,18 +63,21 @@ def build_data_tasks(
     num_fewshot: int = 0,
     render: Render = plain_render,
     taken: set[str] | None = None,
+    count_tokens: CountTokens | None = None,
 ) -> list[TaskSpec]:
     """Read `path`, write one YAML + JSONL per task kind under `out_dir`, return the specs.
 
     `taken` collects names already used in this evaluation (two files with the same stem
-    get distinct names).
+    get distinct names).  `count_tokens` (the base tokenizer) bounds generation length by
+    the longest answer in tokens; without it, by its UTF-8 length.
     """
     items = read_eval_items(path, render=render, preference=preference)
     taken = taken if taken is not None else set()
     specs = []
     for kind in items.kinds():
         name = _unique_name(_base_name(items.path, kind), taken)
-        specs.append(_write_task(name, kind, items, getattr(items, kind), Path(out_dir), num_fewshot))
+        rows = getattr(items, kind)
+        specs.append(_write_task(name, kind, items, rows, Path(out_dir), (num_fewshot, count_tokens)))
     return specs
 
 
@@ -93,7 +98,9 @@ def _unique_name(base: str, taken: set[str]) -> str:
     return name
 
 
-def _write_task(name: str, kind: str, items: EvalItems, rows: list[dict], out_dir: Path, k: int) -> TaskSpec:
+def _write_task(name: str, kind: str, items: EvalItems, rows: list[dict], out_dir: Path,
+                shots_and_counter: tuple[int, CountTokens | None]) -> TaskSpec:
+    k, count_tokens = shots_and_counter
     if k < 0:
         raise InputError("must be >= 0", field="num_fewshot")
     dev, test = rows[:k], rows[k:]
@@ -103,7 +110,7 @@ def _write_task(name: str, kind: str, items: EvalItems, rows: list[dict], out_di
             path=items.path, field="num_fewshot",
         )
     folder = (out_dir / name).resolve()
-    config = task_config(name, kind, test, has_dev=bool(dev))
+    config = task_config(name, kind, test, has_dev=bool(dev), count_tokens=count_tokens)
     if dev:
         config["num_fewshot"] = k  # the task carries its own shot count: the dev split is sized for it
     version = content_version(config, test, dev)
@@ -126,7 +133,8 @@ def _write_task(name: str, kind: str, items: EvalItems, rows: list[dict], out_di
     )
 
 
-def task_config(name: str, kind: str, test: list[dict], *, has_dev: bool) -> dict[str, Any]:
+def task_config(name: str, kind: str, test: list[dict], *, has_dev: bool,
+                count_tokens: CountTokens | None = None) -> dict[str, Any]:
     """The lm-eval config of one generated task, without data paths and version."""
     config: dict[str, Any] = {
         "task": name,
@@ -144,7 +152,7 @@ def task_config(name: str, kind: str, test: list[dict], *, has_dev: bool) -> dic
         config |= {
             "output_type": "generate_until",
             "doc_to_target": "target",
-            "generation_kwargs": _generation_kwargs(test),
+            "generation_kwargs": _generation_kwargs(test, count_tokens),
             # Strip surrounding whitespace of the generation; targets are stored stripped.
             "filter_list": [{"name": "strip", "filter": [{"function": "remove_whitespace"},
                                                           {"function": "take_first"}]}],
@@ -178,13 +186,14 @@ def _target_delimiter(rows: list[dict]) -> str:
     return " "
 
 
-def _generation_kwargs(rows: list[dict]) -> dict[str, Any]:
+def _generation_kwargs(rows: list[dict], count_tokens: CountTokens | None) -> dict[str, Any]:
     """Greedy decoding; stop at a blank line (or a newline when no target spans lines).
 
-    max_gen_toks bounds the answer by its UTF-8 length (a byte-level BPE token covers at
-    least one byte) plus slack, so a rambling model cannot run for hundreds of tokens.
+    max_gen_toks = longest answer + 16, in tokens of the base tokenizer (or in UTF-8 bytes,
+    an upper bound for byte-level BPE): a correct answer fits, a rambling model stops soon.
     """
-    longest = max(len(r["target"].encode("utf-8")) for r in rows)
+    size = count_tokens or (lambda text: len(text.encode("utf-8")))
+    longest = max(size(r["target"]) for r in rows)
     multiline = any("\n" in r["target"] for r in rows)
     return {
         "until": ["\n\n"] if multiline else ["\n"],
