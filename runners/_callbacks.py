@@ -1,7 +1,8 @@
 """Trainer callbacks shared by every training runner.
 
 - `MetricsLog`: one JSON line per logging step in `metrics.jsonl` (loss, lr, grad norm,
-  tokens/s, DPO reward margins/accuracies); stops training on a non-finite loss.
+  tokens/s, DPO reward margins/accuracies, RLHF reward and KL); stops training on a
+  non-finite loss.
 - `StopOnSignal`: SIGINT/SIGTERM finish the current step, save a checkpoint and stop, so
   the run can be resumed; a second SIGINT aborts at once.
 - `Progress`: a progress bar on a terminal, a compact line per logging step otherwise.
@@ -34,6 +35,15 @@ LOG_KEYS = {
     "rewards/accuracies": "reward_accuracy",
     "rewards/chosen": "reward_chosen",
     "rewards/rejected": "reward_rejected",
+    # rlhf policy stage (trl RLOOTrainer): reward-model score of the samples, KL to the reference
+    "reward": "reward",
+    "reward_std": "reward_std",
+    "kl": "kl",
+    "entropy": "entropy",
+    "completions/mean_length": "completion_length",
+    # rlhf reward-model stage (trl RewardTrainer): pairs ranked right, chosen-minus-rejected score
+    "accuracy": "rm_accuracy",
+    "margin": "rm_margin",
 }
 
 

@@ -52,7 +52,7 @@ def read_training_rows(path: str | None, method: Method) -> Rows:
     """Read and validate the training file for `method` (errors name file, line, field)."""
     if not path:
         raise InputError("no training data: pass --data or set data.train in the plan", field="data.train")
-    if method is Method.DPO:
+    if method in (Method.DPO, Method.RLHF):
         return load_dataset(path, expect="preference")
     if method is Method.PROMPT:
         return load_dataset(path)

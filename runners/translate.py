@@ -1,11 +1,11 @@
 """The one module that knows upstream argument names.
 
-Our `TrainSettings` (plus the resolved runtime) become trl's `SFTConfig` / `DPOConfig`,
-peft's `LoraConfig`, transformers' `BitsAndBytesConfig` and `from_pretrained` keyword
-arguments here and nowhere else: one translation function per trainer (`to_sft`,
-`to_dpo`) over a few shared pieces.  When trl/peft/transformers rename an argument, this
-file and the pinned upper bounds in pyproject.toml are what changes; the tiny-model
-integration tests catch the rename.
+Our `TrainSettings` (plus the resolved runtime) become trl's `SFTConfig` / `DPOConfig` /
+`RewardConfig` / `RLOOConfig`, peft's `LoraConfig`, transformers' `BitsAndBytesConfig` and
+`from_pretrained` keyword arguments here and nowhere else: one translation function per
+trainer (`to_sft`, `to_dpo`, `to_reward`, `to_rloo`) over a few shared pieces.  When
+trl/peft/transformers rename an argument, this file and the pinned upper bounds in
+pyproject.toml are what changes; the tiny-model integration tests catch the rename.
 """
 
 from __future__ import annotations
@@ -78,6 +78,58 @@ def to_dpo(ctx: RunContext, *, adapter: bool, new_adapter: bool) -> Upstream:
     )
 
 
+def to_reward(ctx: RunContext, *, adapter: bool, output_dir: str) -> Upstream:
+    """RewardConfig (+ a sequence-classification LoraConfig) for the RLHF reward model.
+
+    The reward head (`score`) is new, so it trains in full next to the adapter
+    (`modules_to_save`, as trl's RewardTrainer docs recommend).  No checkpoints: the stage
+    is short and is redone on --resume unless its `reward_model/` was published.
+    """
+    from trl import RewardConfig
+
+    s = ctx.settings
+    base = _training_args(ctx)
+    base.update(output_dir=output_dir, save_strategy="no", learning_rate=s.rlhf_reward_lr)
+    args = RewardConfig(**base, max_length=s.seq_len)
+    return Upstream(
+        args=args,
+        load_kwargs=_load_kwargs(ctx.runtime, adapter=adapter, quantized=False),
+        peft_config=_lora(s, task_type="SEQ_CLS", modules_to_save=["score"]) if adapter else None,
+        resolved=_resolved(args, False),
+    )
+
+
+def to_rloo(ctx: RunContext, *, adapter: bool, new_adapter: bool) -> Upstream:
+    """RLOOConfig (+ a new LoraConfig when the policy starts a fresh adapter).
+
+    RLOO (Ahmadian et al. 2024): k samples per prompt, each one's baseline the mean reward
+    of the other k-1; the KL to the reference is a penalty on the reward (beta x the
+    summed per-token log ratio), as in PPO-RLHF (Ouyang et al. 2022, eq. 2).
+    """
+    import torch
+    from trl import RLOOConfig
+
+    s = ctx.settings
+    frozen = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[ctx.runtime.precision]
+    args = RLOOConfig(
+        **_training_args(ctx),
+        num_generations=s.rlhf_generations,
+        max_completion_length=s.rlhf_response_tokens,
+        beta=s.rlhf_beta,
+        # Used by trl only to build the frozen reference of a full-weight policy: keep it in the
+        # compute precision (the trainable policy holds fp32 master weights).
+        model_init_kwargs={"dtype": frozen},
+    )
+    return Upstream(
+        args=args,
+        load_kwargs=_load_kwargs(ctx.runtime, adapter=adapter, quantized=False),
+        peft_config=_lora(s) if new_adapter else None,
+        resolved={**_resolved(args, False), "algorithm": "rloo", "num_generations": args.num_generations,
+                  "max_completion_length": args.max_completion_length, "beta": args.beta,
+                  "temperature": args.temperature},
+    )
+
+
 def _training_args(ctx: RunContext) -> dict[str, Any]:
     """transformers.TrainingArguments fields shared by SFTConfig and DPOConfig."""
     s: TrainSettings = ctx.settings
@@ -117,7 +169,7 @@ def _training_args(ctx: RunContext) -> dict[str, Any]:
     )
 
 
-def _lora(s: TrainSettings):
+def _lora(s: TrainSettings, task_type: str = "CAUSAL_LM", modules_to_save: list[str] | None = None):
     from peft import LoraConfig
 
     return LoraConfig(
@@ -126,7 +178,8 @@ def _lora(s: TrainSettings):
         lora_dropout=s.lora_dropout,
         target_modules=s.target_modules,
         bias="none",
-        task_type="CAUSAL_LM",
+        task_type=task_type,
+        modules_to_save=modules_to_save,
     )
 
 

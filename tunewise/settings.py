@@ -47,6 +47,14 @@ class TrainSettings:
     # dpo: train a LoRA adapter?  None: yes from the base or an adapter run, no from a
     # full fine-tuning run (runners/dpo.py has the table).
     dpo_lora: bool | None = None
+    # rlhf (runners/rlhf.py): SFT -> reward model -> online RL against it.  The policy trains
+    # an adapter unless dpo_lora is false (same rule as dpo).
+    rlhf_beta: float = 0.05  # KL penalty towards the reference policy (trl RLOOConfig default)
+    rlhf_generations: int = 4  # completions sampled per prompt (RLOO's k; >= 2 for its baseline)
+    rlhf_response_tokens: int = 256  # longest sampled completion (generation length, KV cache)
+    rlhf_reward_lora: bool | None = None  # reward model as a LoRA adapter; None: like the policy
+    rlhf_reward_lr: float | None = None  # reward-model learning rate; None: its default (runners/rlhf.py)
+    rlhf_sft_lr: float | None = None  # step-1 SFT learning rate (without init_from); None: the SFT default
     seed: int = 42
     logging_steps: int = 5
     save_steps: int | None = None  # None: every 500 steps (runners/translate.py) and on interrupt
@@ -69,6 +77,17 @@ class TrainSettings:
             raise InputError(f"must be in [0, 1), got {self.lora_dropout}", field="lora_dropout")
         if not 0 <= self.warmup_ratio < 1:
             raise InputError(f"must be in [0, 1), got {self.warmup_ratio}", field="warmup_ratio")
+        if self.rlhf_beta < 0:
+            raise InputError(f"must be >= 0, got {self.rlhf_beta}", field="rlhf_beta")
+        if self.rlhf_generations < 2:
+            raise InputError(f"must be >= 2 (RLOO's baseline needs another sample), got {self.rlhf_generations}",
+                             field="rlhf_generations")
+        if self.rlhf_response_tokens <= 0:
+            raise InputError(f"must be positive, got {self.rlhf_response_tokens}", field="rlhf_response_tokens")
+        for name in ("rlhf_reward_lr", "rlhf_sft_lr"):
+            value = getattr(self, name)
+            if value is not None and not 0 < value < 1:
+                raise InputError(f"must be in (0, 1), got {value}", field=name)
         if self.num_fewshot < 0:
             raise InputError(f"must be >= 0, got {self.num_fewshot}", field="num_fewshot")
         _choice("optimizer", self.optimizer, OPTIMIZERS)
