@@ -44,6 +44,7 @@ RUNNERS: dict[Method, str] = {
     Method.QLORA: "runners.sft:SFTRunner",
     Method.FULL: "runners.sft:SFTRunner",
     Method.DPO: "runners.dpo:DPORunner",
+    Method.RLHF: "runners.rlhf:RLHFRunner",
 }
 
 
