@@ -50,6 +50,7 @@ class AdviceRequest:
     goal: str | None = None  # knowledge | style | preference (aliases: skill, format, safety)
     preserve_general: bool = False
     method: Method | None = None  # force a method
+    online_rl: bool = False  # an explicit reward model / online RL is needed: RLHF over DPO
     overrides: dict[str, Any] = field(default_factory=dict)  # TrainSettings fields set by the user
     price_usd_per_hour: float | None = None
     hardware_file: str | None = None
@@ -234,6 +235,7 @@ def _situation(request: AdviceRequest, spec: Any, hw: Any, profile: DataProfile 
         estimate=estimate, paged_optimizer=hw.paged_optimizer, optimizer_8bit=hw.bnb_8bit_optimizer,
         goal=normalise_goal(request.goal), tasks=request.tasks, budget_usd=request.budget_usd,
         max_hours=request.max_hours, preserve_general=request.preserve_general, forced=request.method,
+        online_rl=request.online_rl,
         overrides=dict(request.overrides), examples=request.examples,
     )
     if profile is not None:

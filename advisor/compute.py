@@ -5,9 +5,21 @@ FLOPs per token (memory_formulas.md §7): forward ≈ 2N matmul FLOPs plus atten
 computes input and weight gradients); LoRA = 2 forwards (4N: frozen weights need no
 weight-gradient GEMMs; TRL "LoRA without regret": ~67% of full fine-tuning's compute);
 full gradient checkpointing adds one forward (+2N).  DPO adds a reference forward on the
-same tokens (0 when reference log-probs are precomputed); RLHF trains policy and value,
-runs reward and reference forwards, and generates (bandwidth-bound, see `rlhf_generation`).
-N is the parameters a token touches: active parameters minus the input embedding lookup.
+same tokens (0 when reference log-probs are precomputed).  N is the parameters a token
+touches: active parameters minus the input embedding lookup.
+
+RLHF runs three stages (runners/rlhf.py), each over T tokens (examples x tokens x epochs,
+or max_steps x global batch x seq_len):
+  SFT     T tokens, trained like LoRA/full (skipped when a run reuses an SFT run);
+  reward  2T tokens (chosen + rejected), trained (adapter or all weights: rlhf_reward_lora);
+  policy  k·T sampled tokens when epoch-based (every prompt is sampled k = rlhf_generations
+          times; with max_steps a step is one batch of completions, so T).  Per sampled
+          token, RLOO (what tunewise runs) trains the policy and runs its old-log-prob,
+          reference and reward forwards: train + 3 forwards; PPO trains policy and value
+          and runs policy, value, reference and reward forwards: 2 x train + 4 forwards.
+Sampling is token by token, bandwidth-bound: each decode step reads every weight once for
+a generation batch of batch x grad_accum completions (trl's RLOO generates one batch per
+optimizer step), `rlhf_generation_hours`.
 
 time = tokens x FLOPs/token / (GPUs x peak FLOP/s x MFU).  MFU per method is an
 assumption stated in every estimate (anchors in memory_formulas.md §8: torchtune
@@ -46,6 +58,7 @@ class TimeEstimate:
     mfu: float
     hours: float | None
     generation_hours: float = 0.0
+    stages: dict[str, float] | None = None  # RLHF: hours of sft, reward_model, policy, generation
 
 
 def matmul_params(spec: ModelSpec) -> int:
@@ -60,7 +73,7 @@ def forward_flops_per_token(spec: ModelSpec, seq_len: int) -> float:
 
 
 def flops_per_token(spec: ModelSpec, method: Method, settings: TrainSettings, *,
-                    adapter: bool, precompute_reference: bool = False) -> float:
+                    adapter: bool, precompute_reference: bool = False, algorithm: str = "rloo") -> float:
     """Training FLOPs per processed token (see module docstring)."""
     fwd = forward_flops_per_token(spec, settings.seq_len)
     if method is Method.PROMPT:
@@ -72,8 +85,15 @@ def flops_per_token(spec: ModelSpec, method: Method, settings: TrainSettings, *,
     if method is Method.DPO and not precompute_reference:
         total += fwd  # reference forward on the same chosen + rejected tokens
     if method is Method.RLHF:
-        total = 2 * total + 2 * fwd  # policy + value train; reward and reference forwards
+        return rlhf_policy_flops(total, fwd, algorithm)
     return total
+
+
+def rlhf_policy_flops(train: float, fwd: float, algorithm: str = "rloo") -> float:
+    """FLOPs per sampled token of the RLHF policy stage (module docstring)."""
+    if algorithm == "ppo":
+        return 2 * train + 4 * fwd  # policy + value train; policy, value, reference, reward forwards
+    return train + 3 * fwd  # policy trains; its old log-probs, the reference and the reward model forward
 
 
 def default_mfu(method: Method, hardware: Hardware) -> float:
@@ -84,25 +104,69 @@ def default_mfu(method: Method, hardware: Hardware) -> float:
 def training_time(  # noqa: PLR0913 - mfu: the calibrated value (advisor/calibration.py)
     spec: ModelSpec, method: Method, settings: TrainSettings, hardware: Hardware, *,
     tokens: int | None, gpus: int, adapter: bool, precompute_reference: bool = False,
-    mfu: float | None = None,
+    mfu: float | None = None, rlhf: RLHFTiming | None = None,
 ) -> TimeEstimate:
-    """mfu: a calibrated value (advisor/calibration.py) instead of `default_mfu`."""
-    fpt = flops_per_token(spec, method, settings, adapter=adapter, precompute_reference=precompute_reference)
+    """mfu: a calibrated value (advisor/calibration.py) instead of `default_mfu`.
+
+    rlhf: how the RLHF stages run (default `RLHFTiming()`); ignored for other methods.
+    """
+    rlhf = rlhf or RLHFTiming()
+    fpt = flops_per_token(spec, method, settings, adapter=adapter, precompute_reference=precompute_reference,
+                          algorithm=rlhf.algorithm)
     mfu = mfu if mfu is not None else default_mfu(method, hardware)
     peak = hardware.peak_tflops(settings.precision)
     if tokens is None or method is Method.PROMPT or not peak:
         return TimeEstimate(fpt, mfu, None if method is not Method.PROMPT else 0.0)
-    seconds = tokens * fpt / (gpus * peak * 1e12 * mfu)
-    gen_hours = rlhf_generation_hours(spec, settings, hardware, tokens, gpus) if method is Method.RLHF else 0.0
-    return TimeEstimate(fpt, mfu, seconds / 3600 + gen_hours, gen_hours)
+    rate = gpus * peak * 1e12 * mfu
+    if method is not Method.RLHF:
+        return TimeEstimate(fpt, mfu, tokens * fpt / rate / 3600)
+    stages = rlhf_stage_hours(spec, settings, tokens, rate, adapter=adapter, fpt=fpt, rlhf=rlhf)
+    sampled = rlhf.sampled_tokens(settings, tokens)
+    sequences = (rlhf.sequences or tokens / settings.seq_len) * sampled / tokens
+    gen_hours = rlhf_generation_hours(spec, settings, hardware, sequences, gpus)
+    stages["generation"] = gen_hours
+    return TimeEstimate(fpt, mfu, sum(stages.values()), gen_hours, stages)
+
+
+@dataclass(frozen=True)
+class RLHFTiming:
+    """How the RLHF stages run: the algorithm, whether step 1 (SFT) runs, the reward model's
+    adapter, and how many sequences a stage holds (None: tokens / seq_len)."""
+
+    algorithm: str = "rloo"  # what runners/rlhf.py runs (trl 1.16 has no PPO); "ppo" for comparison
+    sft_stage: bool = True
+    reward_adapter: bool | None = None  # None: like the policy
+    sequences: float | None = None
+
+    def sampled_tokens(self, settings: TrainSettings, tokens: int) -> float:
+        """Policy-stage tokens: every prompt sampled k times per epoch; with max_steps, T."""
+        return tokens * (1 if settings.max_steps is not None else settings.rlhf_generations)
+
+
+def rlhf_stage_hours(spec: ModelSpec, settings: TrainSettings, tokens: int, rate: float, *, adapter: bool,
+                     fpt: float, rlhf: RLHFTiming) -> dict[str, float]:
+    """Compute hours of SFT, reward-model and policy stages (module docstring)."""
+    def train(on_adapter: bool) -> float:
+        return flops_per_token(spec, Method.LORA if on_adapter else Method.FULL, settings, adapter=on_adapter)
+
+    reward_adapter = adapter if rlhf.reward_adapter is None else rlhf.reward_adapter
+    return {
+        "sft": tokens * train(adapter) / rate / 3600 if rlhf.sft_stage else 0.0,
+        "reward_model": 2 * tokens * train(reward_adapter) / rate / 3600,
+        "policy": rlhf.sampled_tokens(settings, tokens) * fpt / rate / 3600,
+    }
 
 
 def rlhf_generation_hours(spec: ModelSpec, settings: TrainSettings, hardware: Hardware,
-                          tokens: int, gpus: int, response_tokens: int = 256) -> float:
-    """Token-by-token generation reads all weights once per step per batch (bandwidth-bound)."""
+                          sequences: float, gpus: int) -> float:
+    """Decode steps x the time to read every weight once (bandwidth-bound sampling).
+
+    Completions are sampled in generation batches of batch_size x grad_accum per device;
+    each batch takes rlhf_response_tokens decode steps (the longest completion bounds it).
+    """
     if not hardware.memory_bandwidth_gbs:
         return 0.0
-    sequences = tokens / settings.seq_len
-    steps = sequences / (settings.batch_size * gpus) * response_tokens
-    seconds_per_step = spec.active_params * 2.0 / (hardware.memory_bandwidth_gbs * 1e9 * GENERATION_BANDWIDTH_EFFICIENCY)
-    return steps * seconds_per_step / 3600
+    batches = sequences / (settings.batch_size * settings.grad_accum * gpus)
+    weight_bytes = spec.active_params * (4.0 if settings.precision == "fp32" else 2.0)
+    seconds_per_step = weight_bytes / (hardware.memory_bandwidth_gbs * 1e9 * GENERATION_BANDWIDTH_EFFICIENCY)
+    return batches * settings.rlhf_response_tokens * seconds_per_step / 3600

@@ -97,6 +97,7 @@ class Situation:
     max_hours: float = 72.0  # longer training runs are not a practical plan (see ok())
     preserve_general: bool = False
     forced: Method | None = None
+    online_rl: bool = False  # the user needs an explicit reward model / online RL (--online-rl)
     overrides: dict[str, Any] = field(default_factory=dict)  # settings the user set
     data_verdicts: dict[Method, Any] = field(default_factory=dict)  # Method -> Verdict
     candidates: dict[Method, Candidate] = field(default_factory=dict)

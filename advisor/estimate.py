@@ -114,12 +114,12 @@ def estimate(  # noqa: PLR0913 - the advisor's contract signature (INTERFACES)
     uses_adapter = adapter is not None
     timing = compute.training_time(spec, method, settings, hardware, tokens=total_tokens, gpus=gpus,
                                    adapter=uses_adapter, precompute_reference=knobs.precompute_reference,
-                                   mfu=learned.mfu)
+                                   mfu=learned.mfu, rlhf=_rlhf_timing(settings, knobs, examples, gpus))
     price = price_usd_per_hour if price_usd_per_hour is not None else hardware.usd_per_hour
     cost = None if timing.hours is None or price is None else timing.hours * price * gpus
     est = Estimate(
         model=spec, method=method, hardware=hardware, gpus=gpus, settings=settings,
-        trainable_params=_trainable(spec, method, adapter), memory=mem, fits=fits,
+        trainable_params=_trainable(spec, method, adapter, knobs), memory=mem, fits=fits,
         supported=reason is None, reason=reason, tokens=total_tokens, time_hours=timing.hours,
         cost_usd=cost,
     )
@@ -170,12 +170,22 @@ def _adapter(spec: ModelSpec, method: Method, settings: TrainSettings, knobs: Me
     return None
 
 
-def _trainable(spec: ModelSpec, method: Method, adapter: AdapterPlan | None) -> int:
+def _trainable(spec: ModelSpec, method: Method, adapter: AdapterPlan | None, knobs: MemoryKnobs) -> int:
+    """What the run records as trainable: the policy's (PPO's value model counts too)."""
     if method is Method.PROMPT:
         return 0
-    if adapter is not None:
-        return adapter.trainable_params * (2 if method is Method.RLHF else 1)
-    return spec.params * (2 if method is Method.RLHF else 1)
+    copies = 2 if method is Method.RLHF and knobs.rlhf_algorithm == "ppo" else 1
+    return (adapter.trainable_params if adapter is not None else spec.params) * copies
+
+
+def _rlhf_timing(settings: TrainSettings, knobs: MemoryKnobs, examples: int | None, gpus: int) -> compute.RLHFTiming:
+    """Sequences per RLHF stage: max_steps x global batch, or examples x epochs (else tokens/seq_len)."""
+    if settings.max_steps is not None:
+        sequences = float(settings.max_steps * settings.batch_size * settings.grad_accum * gpus)
+    else:
+        sequences = examples * settings.epochs if examples is not None else None
+    return compute.RLHFTiming(algorithm=knobs.rlhf_algorithm, sft_stage=knobs.rlhf_sft_stage,
+                              reward_adapter=settings.rlhf_reward_lora, sequences=sequences)
 
 
 def _tokens(method, settings, tokens, examples, avg, gpus) -> tuple[int | None, str]:
@@ -235,8 +245,7 @@ def _assumptions(est: Estimate, knobs: MemoryKnobs, timing, token_note: str, pri
         out.append("DPO: chosen + rejected in one batch (2 x batch sequences); reference = "
                    + ("base with the adapter disabled" if knobs.preference_adapter else "a frozen 16-bit copy"))
     if method is Method.RLHF:
-        out.append("RLHF (PPO): policy, value, reward and reference models of the same architecture; "
-                   f"generation of {knobs.rlhf_response_tokens} response tokens is memory-bandwidth bound")
+        out += _rlhf_assumptions(settings, knobs, timing)
     out.append(f"attention {knobs.attention} (no s^2 scores); loss upcasts logits to fp32 (HF)"
                if knobs.attention != "eager" else "eager attention keeps b*heads*s^2 scores")
     out.append(f"overhead = CUDA context {memory.CUDA_CONTEXT_GIB} GiB + allocator reserve "
@@ -245,4 +254,21 @@ def _assumptions(est: Estimate, knobs: MemoryKnobs, timing, token_note: str, pri
                f"overhead = runtime {memory.RUNTIME_GIB_HOST} GiB + allocator reserve {memory.ALLOCATOR_RESERVE:.0%}")
     if hardware.kind != "gpu":
         out.append(f"{hardware.kind}: usable memory {hardware.usable_gib:.1f} of {hardware.memory_gib:.1f} GiB")
+    return out
+
+
+def _rlhf_assumptions(settings: TrainSettings, knobs: MemoryKnobs, timing) -> list[str]:
+    algorithm = knobs.rlhf_algorithm
+    response = knobs.rlhf_response_tokens or settings.rlhf_response_tokens
+    models = ("policy and value (trained), reward model and reference (frozen)" if algorithm == "ppo" else
+              "policy (trained), reward model and reference (frozen; no value model)")
+    out = [f"RLHF {algorithm.upper()}: {models}; "
+           + ("tunewise runs RLOO (trl 1.16 has no PPO trainer)" if algorithm == "ppo" else
+              "what tunewise runs (trl 1.16 has no PPO trainer; PPO would add a value model)")
+           + f"; {settings.rlhf_generations} samples per prompt of up to {response} tokens, "
+           f"sampled token by token (memory-bandwidth bound; KV cache counted in activations)"]
+    if timing.stages:
+        parts = ", ".join(f"{name.replace('_', ' ')} {hours:.3g} h" for name, hours in timing.stages.items())
+        out.append(f"RLHF time = {parts}"
+                   + ("; a run that reuses an SFT run (init_from) skips the SFT stage" if knobs.rlhf_sft_stage else ""))
     return out

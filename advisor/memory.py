@@ -66,7 +66,9 @@ class MemoryKnobs:
     double_quant: bool = True
     adapter_bytes: int = 4  # PEFT keeps adapters in fp32 by default
     activation_offload: bool = False
-    rlhf_response_tokens: int = 256
+    rlhf_response_tokens: int | None = None  # None: TrainSettings.rlhf_response_tokens
+    rlhf_algorithm: str = "rloo"  # what runners/rlhf.py runs; "ppo" adds a value model
+    rlhf_sft_stage: bool = True  # RLHF time includes step 1 (SFT); False when reusing an SFT run
     compiled: bool = False  # torch.compile (torchtune recipes); tunewise runners run eager
 
 

@@ -9,10 +9,16 @@ dpo     chosen and rejected completions run in one batch (2 x batch sequences, t
         DPOTrainer concatenates them).  With an adapter (default) the reference is the base
         with the adapter disabled (no second copy); without, a frozen second model unless
         reference log-probs are precomputed (trl docs, memory_formulas.md §6).
-rlhf    PPO: a trainable policy and value model, a frozen reward model and a frozen
-        reference.  With adapters, policy and reference share one base and the value
-        adapter sits on the reward model's base; the training phase runs policy and value
-        backward together; the generation phase holds a KV cache.  Peak = the larger phase.
+rlhf    the policy stage, which holds the most (runners/rlhf.py).  RLOO (what tunewise runs;
+        trl 1.16 has no PPO): a trainable policy, a frozen reference and a frozen reward
+        model.  PPO (knobs.rlhf_algorithm="ppo", for comparison) adds a trainable value
+        model, trained backward together with the policy.  With adapters, policy and
+        reference share one base (the adapter disabled, or trl's frozen "ref" adapter copy)
+        and a PPO value adapter sits on the reward model's base; frozen copies are kept in
+        the compute precision.  Sampling holds a KV cache for the generation batch (batch x
+        grad_accum completions for RLOO, trl's steps_per_generation = grad_accum; batch for
+        PPO) of seq_len + rlhf_response_tokens tokens.  Peak = the larger phase (training vs
+        sampling).  The reward-model stage trains one model and holds less.
 """
 
 from __future__ import annotations
@@ -53,11 +59,12 @@ def components(
         parts = _adapter_parts(spec, method, settings, adapter, shard, knobs)
     else:
         parts = _full_parts(spec, settings, shard, knobs)
-    copies = 2 if method is Method.RLHF else 1  # policy + value train together
+    value_model = method is Method.RLHF and knobs.rlhf_algorithm == "ppo"
+    copies = 2 if value_model else 1  # PPO: policy + value train together
     if method is Method.DPO and not with_adapter and not knobs.precompute_reference:
         parts["weights"] += spec.params * 2.0 / shard.weights  # frozen 16-bit reference
     if method is Method.RLHF:
-        parts = _rlhf_extra(spec, settings, parts, with_adapter, shard)
+        parts = _rlhf_extra(spec, settings, parts, with_adapter, shard, value_model=value_model)
     parts.update(_peak(parts, acts, copies, settings.grad_accum > 1))
     if method is Method.RLHF:
         parts["activations"] = max(parts["activations"], _kv_cache(spec, settings, knobs))
@@ -129,18 +136,22 @@ def _adapter_parts(
             "adapter": adapter_w, "pageable": pageable}
 
 
-def _rlhf_extra(spec, settings, parts, with_adapter, shard) -> dict:
-    frozen16 = spec.params * 2.0 / shard.weights
+def _rlhf_extra(spec, settings, parts, with_adapter, shard, *, value_model: bool) -> dict:
+    frozen = spec.params * (4.0 if settings.precision == "fp32" else 2.0) / shard.weights
     if with_adapter:
-        # reward model base (the value adapter sits on it); reference = policy adapter disabled
-        parts["weights"] += frozen16
-        for key in ("adapter", "optimizer", "grads_all", "grads_head", "pageable"):
-            parts[key] *= 2  # policy adapter + value adapter
-    else:
-        # value model trains like the policy; reward and reference are frozen 16-bit copies
+        # the reward model's base; the reference is the policy's base with its adapter off,
+        # or (a continued SFT adapter, runners/rlhf.py's default) trl's frozen "ref" adapter copy
+        parts["weights"] += frozen
+        reference_adapter = parts["adapter"]
+        if value_model:  # PPO: a value adapter (on the reward model's base) trains too
+            for key in ("adapter", "optimizer", "grads_all", "grads_head", "pageable"):
+                parts[key] *= 2
+        parts["adapter"] += reference_adapter
+        return parts
+    if value_model:  # PPO: the value model trains like the policy
         for key in ("weights", "optimizer", "grads_all", "grads_head", "pageable"):
             parts[key] *= 2
-        parts["weights"] += 2 * frozen16
+    parts["weights"] += 2 * frozen  # reward model and reference: frozen copies
     return parts
 
 
@@ -155,8 +166,11 @@ def _peak(parts: dict, acts: dict, copies: int, accumulating: bool) -> dict:
 
 
 def _kv_cache(spec: ModelSpec, settings: TrainSettings, knobs: MemoryKnobs) -> float:
+    """K and V of every layer for the generation batch, prompt + response tokens each."""
     a = 4 if settings.precision == "fp32" else 2
-    tokens = settings.batch_size * (settings.seq_len + knobs.rlhf_response_tokens)
+    batch = settings.batch_size * (1 if knobs.rlhf_algorithm == "ppo" else settings.grad_accum)
+    response = knobs.rlhf_response_tokens or settings.rlhf_response_tokens
+    tokens = batch * (settings.seq_len + response)
     return 2.0 * spec.n_layers * spec.n_kv_heads * spec.head_dim * a * tokens
 
 

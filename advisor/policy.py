@@ -5,7 +5,8 @@ Baseline (issue 2, the field's established guidance), refined by the goal:
   ~100-10,000 examples                -> LoRA; QLoRA when memory (over 90% used) or budget is tight
   > 10,000 with the memory and budget -> full fine-tuning (not for a style/format goal:
                                          adapters suffice there and forget less)
-  preference pairs                    -> DPO (RLHF only when asked, with its trade-offs)
+  preference pairs                    -> DPO (RLHF only when asked -- --method rlhf, or --online-rl
+                                         for an explicit reward model / online RL -- with its trade-offs)
   many tasks switched often (--tasks) -> one base plus a LoRA adapter per task
 Each rule gives its reason; `choose` returns the method, the rule and the reasons, plus
 notes (forgetting, goal/data mismatches) that do not change the choice.
@@ -27,9 +28,13 @@ MANY_EXAMPLES = 10_000
 MANY_TASKS = 2
 
 RLHF_TRADE_OFFS = (
-    "RLHF vs DPO: three stages (SFT, reward model, PPO) instead of one; policy, value, "
-    "reward and reference models in memory at once (~4 models vs 2); every step generates "
-    "samples, so it is several times slower; and PPO is sensitive to its settings (less stable)"
+    "RLHF vs DPO: three stages (SFT, a reward model, then online RL against it) instead of one; "
+    "policy, reference and reward model in memory at once (PPO adds a value model; tunewise runs RLOO, "
+    "which needs none) where DPO with an adapter holds one base; every step samples completions token by "
+    "token, so it is several times slower; and online RL is less stable: sensitive to the KL coefficient, "
+    "the learning rate and the reward model's quality, and it can over-optimise a flawed reward model "
+    "(reward hacking). It pays off when you need an explicit reward model (to score, filter or reuse) or "
+    "learning from the policy's own samples (online RL)"
 )
 
 
@@ -79,15 +84,32 @@ def _data_size(s: Situation) -> str:
     return f"{s.examples:,} examples"
 
 
+def rlhf_vs_dpo(s: Situation) -> str:
+    """The RLHF vs DPO trade-offs, with this situation's estimated memory and time when known."""
+    rl, dpo = s.candidates.get(Method.RLHF), s.candidates.get(Method.DPO)
+    if rl is None or dpo is None:
+        return RLHF_TRADE_OFFS
+    here = [f"{rl.total_gib:.1f} vs {dpo.total_gib:.1f} GiB per device"]
+    if rl.time_hours and dpo.time_hours:
+        here.append(f"{rl.time_hours:,.3g} vs {dpo.time_hours:,.3g} h ({rl.time_hours / dpo.time_hours:.1f}x)")
+    return f"{RLHF_TRADE_OFFS}. Here RLHF vs DPO: {', '.join(here)}"
+
+
+def _wants_online_rl(s: Situation) -> bool:
+    return s.online_rl and s.forced is None and s.format in (None, "preference")
+
+
 RULES: tuple[Rule, ...] = (
     Rule("asked-rlhf", lambda s: s.forced is Method.RLHF, lambda s: Method.RLHF,
-         lambda s: "you asked for RLHF (--method rlhf). " + RLHF_TRADE_OFFS),
+         lambda s: "you asked for RLHF (--method rlhf). " + rlhf_vs_dpo(s)),
     Rule("asked", lambda s: s.forced is not None, lambda s: s.forced,
          lambda s: f"you asked for {s.forced.value} (--method)"),
+    Rule("asked-online-rl", _wants_online_rl, lambda s: Method.RLHF,
+         lambda s: "you asked for an explicit reward model and online RL (--online-rl): RLHF. " + rlhf_vs_dpo(s)),
     Rule("preference-pairs", lambda s: s.format == "preference", lambda s: Method.DPO,
          lambda s: "the data are preference pairs (prompt/chosen/rejected): DPO learns from them directly "
-         "in one stage, with no reward model and no sampling. RLHF only when asked (--method rlhf): "
-         + RLHF_TRADE_OFFS),
+         "in one stage, with no reward model and no sampling. RLHF only when asked (--method rlhf, or "
+         "--online-rl when you need a reward model or online RL): " + rlhf_vs_dpo(s)),
     Rule("few-examples", lambda s: s.examples is not None and s.examples < FEW_EXAMPLES, lambda s: Method.PROMPT,
          lambda s: f"{_data_size(s)} (< ~{FEW_EXAMPLES}): too few to train without overfitting; "
          "use them as few-shot demonstrations in the prompt"),
@@ -156,6 +178,9 @@ def notes(s: Situation, method: Method) -> list[str]:
     elif method.trains and s.preserve_general:
         out.append("--preserve-general: replay of general data and a lower learning rate are in the settings; "
                    "`tunewise eval --retention` measures what was kept")
+    if s.online_rl and s.format not in (None, "preference"):
+        out.append(f"--online-rl needs prompt/chosen/rejected pairs for its reward model; this data is "
+                   f"{s.format}, so it was not used")
     if s.goal == "preference" and s.format not in (None, "preference"):
         out.append(f"goal 'preference' needs prompt/chosen/rejected pairs for DPO; this data is {s.format}, "
                    "so the plan is supervised fine-tuning")

@@ -222,6 +222,7 @@ def test_every_method_rule_can_fire(rule):
     inputs = {
         "asked-rlhf": dict(forced=Method.RLHF, examples=2_000, format="preference"),
         "asked": dict(forced=Method.QLORA, examples=500, format="messages"),
+        "asked-online-rl": dict(online_rl=True, examples=2_000, format="preference"),
         "preference-pairs": dict(examples=2_000, format="preference"),
         "few-examples": dict(examples=20, format="messages"),
         "many-tasks": dict(examples=500, format="messages", tasks=5),

@@ -42,6 +42,7 @@ OVERRIDES = {
               help="knowledge (new facts/skills), style (tone/format), preference (preferences/safety).")
 @click.option("--preserve-general", is_flag=True, help="Keep general skills: replay general data, lower LR.")
 @click.option("--method", type=click.Choice(METHOD_CHOICES, case_sensitive=False), help="Force a method.")
+@click.option("--online-rl", is_flag=True, help="You need an explicit reward model or online RL (learning from the model's own samples): recommend RLHF over DPO for preference pairs.")
 @click.option("--batch-size", type=int, help="Micro-batch per device (default: largest that fits).")
 @click.option("--grad-accum", type=int, help="Gradient accumulation steps.")
 @click.option("--seq-len", type=int, help="Sequence length (default: the data's p95).")
@@ -96,6 +97,7 @@ def command(**opts) -> None:
         max_hours=opts["max_hours"], tasks=opts["tasks"],
         goal=opts["goal"], preserve_general=opts["preserve_general"],
         method=Method(opts["method"].lower()) if opts["method"] else None, overrides=overrides,
+        online_rl=opts["online_rl"],
         price_usd_per_hour=opts["price"], hardware_file=opts["hardware_file"], tokenizer=opts["tokenizer"],
         calibrate_from=tuple(opts["calibrate_from"]), history=not opts["no_history"],
     )
