@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from reports import figures_quality, figures_resources, figures_training, tables
+from reports import figures_quality, figures_resources, figures_rlhf, figures_training, tables
 from reports.gpu_compare import Estimator, extra_gpu_estimates
 from reports.headline import Headline, build_headline
 from reports.inputs import ReportInputs
@@ -49,6 +49,7 @@ def build_content(inputs: ReportInputs, *, estimator: Estimator | None = None, g
         _measured_section(inputs),
         _cost_section(inputs, missing, estimator, gpu_names),
         _training_section(inputs),
+        *_rlhf_sections(inputs),
         _advice_section(inputs),
         _environment_section(inputs),
     ]
@@ -155,6 +156,25 @@ def _training_section(inputs: ReportInputs) -> Section:
         figure=figure,
         missing=None if figure else "No run logged a training loss (metrics.jsonl).",
     )
+
+
+def _rlhf_sections(inputs: ReportInputs) -> list[Section]:
+    """RLHF runs only: reward curve, KL to the reference, reward-model accuracy (none otherwise)."""
+    if not figures_rlhf.rlhf_runs(inputs.runs):
+        return []
+    figure = figures_rlhf.rlhf_figure(inputs.runs)
+    rows = figures_rlhf.summary_rows(inputs.runs)
+    body = tables.table(("run", "algorithm", "reward model: held-out pairs ranked right",
+                         "reward (first → last quarter)", "KL to reference (first → last quarter)",
+                         "held-out prompts, greedy: reward reference → policy"), rows, "rlhf")
+    return [Section(
+        "rlhf", "RLHF: reward, KL and the reward model",
+        "The policy should raise the reward model's score while its KL to the reference stays small; a reward "
+        "that climbs while the KL explodes (or answers collapse) is the policy exploiting the reward model. The "
+        "reward model is only as good as its held-out accuracy.",
+        figure=figure, body_html=body,
+        missing=None if figure else "The RLHF runs logged no reward or KL (metrics.jsonl).",
+    )]
 
 
 def _advice_section(inputs: ReportInputs) -> Section:
