@@ -8,22 +8,28 @@ the DPO reference forward when the method needs one, backward, gradient clipping
 optimizer step -- while `LiveTensorTracker` counts live storage bytes.  Nothing is
 allocated, so Llama-2-70B traces in about a minute on a laptop CPU.
 
-What the trace reproduces (source: trl 1.16 `SFTTrainer`/`DPOTrainer`, transformers Trainer):
-- weights in the run's dtype (`precision`: bf16/fp16/fp32; "amp" = fp32 + bf16 autocast);
-  QLoRA's NF4 packed weights + absmax (double quantisation) + 16-bit `lm_head`/embeddings;
+What the trace reproduces (sources: runners.translate, trl 1.16 `SFTTrainer`/`DPOTrainer`,
+the transformers Trainer), traced as a CUDA run with bf16:
+- loading as runners.translate does it: full fine-tuning in fp32 master weights with bf16
+  autocast (fp32 grads, fp32 Adam states), an adapter's frozen base in bf16, QLoRA's base
+  NF4 + double quantisation (16-bit embeddings/`lm_head`);
 - LoRA adapters in fp32 (peft `autocast_adapter_dtype=True`), QLoRA adapters in bf16 (trl);
-- the optimizer: "adamw" = `torch.optim.AdamW(fused=True)` (Trainer default
-  `adamw_torch_fused`), "adamw-8bit"/"paged-adamw-8bit" = bitsandbytes `AdamW8bit`
-  (paging only moves states under memory pressure; bytes are the same), "sgd" = SGD
-  without momentum (Trainer's `sgd`);
+- the optimizer: "adamw" = `torch.optim.AdamW(fused=True)` (`adamw_torch_fused` on CUDA),
+  "adamw-8bit"/"paged-adamw-8bit" = bitsandbytes `AdamW8bit` (paging only moves states
+  under memory pressure; bytes are the same), "sgd" = SGD without momentum;
 - steady state: the optimizer states already exist (one priming step runs first, excluded
   from the peak); with `grad_accum > 1` the gradients from earlier micro-batches are alive
-  during the traced forward/backward;
+  during the traced forward/backward; gradient clipping at 1.0;
 - gradient checkpointing: `gradient_checkpointing_enable(use_reentrant=False)` (trl's
   default) and, with peft, `enable_input_require_grads()`;
-- DPO: chosen and rejected in one batch of 2*batch_size rows; the reference forward runs
-  after the policy forward, under `no_grad` with checkpointing disabled, with peft adapters
-  disabled (LoRA/QLoRA base) or through a frozen second copy of the model (full DPO).
+- DPO (runners/dpo.py): a LoRA adapter unless `settings.dpo_lora` is False; chosen and
+  rejected in one batch of 2*batch_size rows; the reference forward runs after the policy
+  forward, under `no_grad` with checkpointing disabled, with the adapter disabled (LoRA)
+  or through a frozen second fp32 copy of the model (all weights); dropout disabled.
+
+`trace_extrapolated` traces 4 and 5 decoder layers and extrapolates exactly to the full
+depth (see its docstring); `tunewise estimate --trace` and benchmarks/estimate_trace.py
+use it, tests/integration/test_trace.py checks it against a full-depth trace.
 
 Approximations (also returned in `TraceResult.approximations`):
 - the fake device is the CPU: SDPA dispatches to PyTorch's CPU flash-attention kernel,
