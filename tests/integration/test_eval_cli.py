@@ -68,6 +68,7 @@ def test_run_folder_without_record(tmp_path, capsys):
     assert "no record.json" in err
 
 
+@pytest.mark.slow  # indexes lm-eval's thousands of built-in task YAMLs (tens of seconds)
 def test_unknown_task_name(tmp_path, capsys):
     run = _adapter_run(tmp_path, "some/base")
     err = _fails(capsys, [str(run), "--retention", "tw_no_such_task_xyz", "--out", str(tmp_path / "o")])
@@ -92,8 +93,19 @@ def test_no_tasks_at_all(tmp_path, capsys):
     assert "nothing to evaluate" in err
 
 
+@pytest.fixture
+def one_thread():
+    """A tiny model gains nothing from threads; on a busy machine idle OpenMP workers spin."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.mark.slow
-def test_quick_eval_prints_table_and_writes_record(tmp_path, capsys, random_tiny_model_dir):
+def test_quick_eval_prints_table_and_writes_record(tmp_path, capsys, random_tiny_model_dir, one_thread):
     run = _adapter_run(tmp_path, str(random_tiny_model_dir))
     domain = _jsonl(tmp_path / "d.jsonl", DOMAIN)
     code = main(["eval", str(run), "--domain", str(domain), "--retention", "none", "--limit", "4",
