@@ -50,6 +50,12 @@ def plain_render(messages: list[dict[str, str]]) -> str:
     return "\n".join(lines) + "\nassistant:"
 
 
+def content_render(messages: list[dict[str, str]]) -> str:
+    """With --chat-template, lm-eval wraps each prompt in the chat template itself: the turns'
+    contents are joined into that one user turn (earlier turns become plain text)."""
+    return "\n\n".join(m["content"] for m in messages)
+
+
 def read_eval_items(path: str | Path, *, render: Render = plain_render, preference: bool = False) -> EvalItems:
     """Read and validate every row of `path` (see the module docstring for the shapes).
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from evals import compare, harness
 from evals.baseline import baseline_results, load_baseline
-from evals.eval_data import plain_render
+from evals.eval_data import content_render, plain_render
 from evals.retention import resolve_retention
 from evals.samples import TaskResult, extract, write_rows
 from evals.tasks import TaskSpec, build_data_tasks
@@ -140,8 +140,9 @@ def _data_tasks(options: EvalOptions, tasks_dir: Path, base_model: str) -> list[
     """Generate the domain and preference tasks with the base tokenizer (chat template, lengths)."""
     tokenizer = _BaseTokenizer(base_model)
     taken: set[str] = set()
-    common = dict(num_fewshot=options.num_fewshot or 0, render=tokenizer.render, taken=taken,
-                  count_tokens=tokenizer.count)
+    # With --chat-template lm-eval applies the template itself; rendering here too would nest it.
+    render = content_render if options.apply_chat_template else tokenizer.render
+    common = dict(num_fewshot=options.num_fewshot or 0, render=render, taken=taken, count_tokens=tokenizer.count)
     specs: list[TaskSpec] = []
     for path in options.domain:
         specs += build_data_tasks(path, tasks_dir, **common)

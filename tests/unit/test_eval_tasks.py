@@ -73,6 +73,15 @@ def test_messages_rendered_up_to_the_last_assistant_turn(tmp_path):
     assert _load(spec)[1] == [{"query": "Be brief.|Hi\n", "target": "Hello!"}]
 
 
+def test_chat_template_mode_flattens_messages_into_one_turn(tmp_path):
+    from evals.eval_data import content_render
+
+    rows = [{"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"},
+                          {"role": "user", "content": "Bye?"}, {"role": "assistant", "content": "Bye!"}]}]
+    [spec] = build_data_tasks(_write(tmp_path / "m.jsonl", rows), tmp_path / "t", render=content_render)
+    assert _load(spec)[1] == [{"query": "Hi\n\nHello\n\nBye?", "target": "Bye!"}]
+
+
 def test_preference_pairs_become_chosen_vs_rejected_choice(tmp_path):
     [spec] = build_data_tasks(_write(tmp_path / "prefs.jsonl", PREF), tmp_path / "tasks", preference=True)
     config, rows = _load(spec)

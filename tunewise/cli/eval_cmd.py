@@ -29,7 +29,9 @@ DTYPES = ("float32", "bfloat16", "float16")
 @click.option("--num-fewshot", type=click.IntRange(min=0),
               help="Few-shot examples per prompt (domain: the first K items become the demonstrations).")
 @click.option("--chat-template/--no-chat-template", default=False, show_default=True,
-              help="Wrap every prompt in the tokenizer's chat template (for all variants alike).")
+              help="Let lm-eval wrap every prompt in the tokenizer's chat template (all variants alike). "
+                   "Leave off for data whose prompts are already chat-rendered; messages data is rendered "
+                   "with the base's template either way.")
 @click.option("--examples", type=click.IntRange(min=0), default=3, show_default=True,
               help="Example prompts with base vs tuned generations kept for the report.")
 @click.option("--baseline", type=click.Path(),
