@@ -130,6 +130,7 @@ def execute(plan: Plan, run_dir: Path, options: RunOptions, mode: str) -> RunRec
         runner = load_runner(plan.method)(ctx)
         runner.prepare()
         _record_config(ctx)
+        _estimate_if_unplanned(ctx)
         _write(record, run_dir)
         runner.train()
         record.artifacts.update(runner.save())
@@ -211,6 +212,35 @@ def _record_config(ctx: RunContext) -> None:
     from tunewise.schema import to_mapping
 
     ctx.record.config.update(settings=to_mapping(ctx.settings), runtime=ctx.runtime.to_dict(), notes=list(ctx.notes))
+
+
+def _estimate_if_unplanned(ctx: RunContext) -> None:
+    """A run without a plan estimate gets the advisor's, for the same resolved settings."""
+    record = ctx.record
+    if record.estimate is not None:
+        record.extra["estimate_source"] = "plan"
+        return
+    if not ctx.plan.method.trains:
+        return
+    try:
+        from advisor.estimate import estimate
+        from advisor.hardware import resolve_hardware
+        from advisor.memory import MemoryKnobs
+        from advisor.models import resolve_model
+
+        hw = ctx.plan.hardware
+        data = record.config.get("data", {})
+        lora = record.config.get("start", {}).get("lora", True)
+        est = estimate(
+            resolve_model(ctx.plan.model), ctx.plan.method, resolve_hardware(hw.name, hw.memory_gib), ctx.settings,
+            gpus=ctx.runtime.world_size, examples=data.get("used") or None,
+            avg_tokens_per_example=data.get("tokens_mean") or None, knobs=MemoryKnobs(preference_adapter=lora),
+        )
+    except (TunewiseError, ImportError, ValueError) as exc:  # an estimate is a bonus, never a failure
+        ctx.notes.append(f"no advisor estimate: {_first_line(exc)}")
+        return
+    record.estimate = est.to_dict()
+    record.extra["estimate_source"] = "advisor.estimate at run time (the plan had none)"
 
 
 def _drop_checkpoints(ctx: RunContext) -> None:

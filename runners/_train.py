@@ -76,11 +76,13 @@ def train_and_measure(trainer, ctx: RunContext, watchers: Watchers) -> None:
         _trim_metrics(ctx.run_dir / "metrics.jsonl", ctx.resume_from)
     tokens_before = _tokens_in_checkpoint(ctx.resume_from)
     meter.start()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     try:
         output = trainer.train(resume_from_checkpoint=ctx.resume_from)
     finally:
         elapsed = time.perf_counter() - start
+        # CPU seconds of this process: on a shared machine wall time also counts waiting for a core.
+        record.extra["train_cpu_s"] = round(time.process_time() - cpu_start, 3)
         record.peak_memory = meter.stop()
         watchers.stop.restore()
         state = trainer.state
