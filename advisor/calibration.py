@@ -8,7 +8,8 @@ example length, the peak batch the longest; packing fills `seq_len`).  Then:
 * fitted MFU = measured tokens/s x FLOPs per token / (devices x peak FLOP/s)
   (the definition in compute.py, solved for MFU; tokens/s is the steady-state rate after
   the first logged step when metrics.jsonl has it, else the run's average);
-* memory: the measured peak is compared with the part of the estimate it measures.
+* memory: the measured peak is compared with the part of the estimate it measures (only
+  for a process's first run: later runs in one process reuse freed memory, run_history).
   CUDA `max_memory_reserved` sees everything but the CUDA context (and NCCL buffers), so
   it is compared with total - context and corrected by the median *ratio*
   measured / estimated (allocator fragmentation grows with what is allocated).  CPU RSS is
@@ -251,37 +252,82 @@ def _sample(entry: Entry, hardware: Hardware, cpu: str, catalog_path: str | None
 
 def _fit_run(entry: Entry, run: dict[str, Any], method: Method, spec, hardware: Hardware, gpus: int) -> Sample:
     from advisor import compute
-    from advisor.estimate import estimate
-    from advisor.memory import MemoryKnobs
-    from tunewise.settings import TrainSettings
 
-    config = run.get("config") or {}
-    known = TrainSettings.__dataclass_fields__
-    settings = TrainSettings(**{k: v for k, v in (config.get("settings") or {}).items() if k in known})
-    data = config.get("data") or {}
-    start = config.get("start") or {}
-    adapter = method.uses_adapter or (method is Method.DPO and start.get("lora", True) is not False)
-    flops_settings = settings.replace(seq_len=_effective_len(settings, data.get("tokens_mean")))
-    # without the longest example's length (older records) the peak cannot be re-estimated
-    longest = data.get("tokens_max") or (None if data.get("tokens_mean") and not settings.packing else settings.seq_len)
-    memory_settings = settings.replace(seq_len=_effective_len(settings, longest)) if longest else None
+    replay = Replay.of(run, method, spec, hardware, gpus)
     rate = run.get("steady_tokens_per_s") or run.get("tokens_per_s")
-    peak = hardware.peak_tflops(settings.precision)
-    mfu = None
-    if rate and peak:
-        fpt = compute.flops_per_token(spec, method, flops_settings, adapter=adapter)
-        mfu = float(rate) * fpt / (gpus * peak * 1e12)
-    measured = _measured_gib(run.get("peak_memory") or {}, hardware) if memory_settings else None
-    predicted = None
-    if measured is not None:
-        est = estimate(spec, method, hardware, memory_settings, gpus=gpus,
-                       knobs=MemoryKnobs(preference_adapter=adapter))
-        predicted = comparable_gib(est.memory, hardware, gpus)
+    peak = hardware.peak_tflops(replay.settings.precision)
+    mfu = float(rate) * replay.flops_per_token() / (gpus * peak * 1e12) if rate and peak else None
+    comparable = replay.memory_settings is not None and run.get("first_in_process") is not False
+    measured = _measured_gib(run.get("peak_memory") or {}, hardware) if comparable else None
     return Sample(
         source=_label(entry), method=method, model=spec.name, params=spec.params, mfu=mfu,
         default_mfu=compute.default_mfu(method, hardware), measured_gib=measured,
-        predicted_gib=predicted if measured is not None else None,
+        predicted_gib=replay.memory_gib() if measured is not None else None,
     )
+
+
+@dataclass(frozen=True)
+class Replay:
+    """Exactly what a recorded run did, ready to be re-estimated (fits and benchmarks use it)."""
+
+    spec: Any
+    method: Method
+    hardware: Hardware
+    gpus: int
+    settings: Any  # TrainSettings as run
+    flops_settings: Any  # seq_len = the mean example length (attention FLOPs)
+    memory_settings: Any  # seq_len = the longest example; None when the record lacks it
+    adapter: bool
+
+    @classmethod
+    def of(cls, run: dict[str, Any], method: Method, spec, hardware: Hardware, gpus: int) -> Replay:
+        from tunewise.settings import TrainSettings
+
+        config = run.get("config") or {}
+        known = TrainSettings.__dataclass_fields__
+        settings = TrainSettings(**{k: v for k, v in (config.get("settings") or {}).items() if k in known})
+        data = config.get("data") or {}
+        start = config.get("start") or {}
+        adapter = method.uses_adapter or (method is Method.DPO and start.get("lora", True) is not False)
+        # without the longest example's length (older records) the peak cannot be re-estimated
+        longest = data.get("tokens_max") or (
+            None if data.get("tokens_mean") and not settings.packing else settings.seq_len)
+        return cls(spec, method, hardware, gpus, settings,
+                   settings.replace(seq_len=_effective_len(settings, data.get("tokens_mean"))),
+                   settings.replace(seq_len=_effective_len(settings, longest)) if longest else None, adapter)
+
+    def flops_per_token(self) -> float:
+        from advisor import compute
+
+        return compute.flops_per_token(self.spec, self.method, self.flops_settings, adapter=self.adapter)
+
+    def tokens_per_s(self, calibration: Calibration | None = None) -> float | None:
+        """The estimator's throughput for this run (calibrated when given)."""
+        est = self._estimate(self.flops_settings, calibration, tokens=10**9)
+        return est.tokens / (est.time_hours * 3600) if est.time_hours else None
+
+    def memory_gib(self, calibration: Calibration | None = None) -> float | None:
+        """The estimator's value for what the runner measured (see comparable_gib)."""
+        if self.memory_settings is None:
+            return None
+        return comparable_gib(self._estimate(self.memory_settings, calibration).memory, self.hardware, self.gpus)
+
+    def _estimate(self, settings, calibration, tokens: int | None = None):
+        from advisor.estimate import estimate
+        from advisor.memory import MemoryKnobs
+
+        return estimate(self.spec, self.method, self.hardware, settings.replace(max_steps=None), gpus=self.gpus,
+                        tokens=tokens, knobs=MemoryKnobs(preference_adapter=self.adapter), calibration=calibration)
+
+
+def replay_entry(entry: Entry, hardware: Hardware) -> Replay:
+    """`Replay` of one history entry or record (InputError if its model is gone)."""
+    from advisor.models import resolve_model
+
+    run = entry.run
+    method = Method(run["method"])
+    return Replay.of(run, method, resolve_model(str(run["base_model"])), hardware,
+                     int((run.get("hardware") or {}).get("count") or 1))
 
 
 def _effective_len(settings, tokens: float | None) -> int:

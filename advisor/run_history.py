@@ -37,6 +37,7 @@ HISTORY_SCHEMA = "tunewise/history/v1"
 DEFAULT_RUNS = "runs"
 # the history keeps its newest lines only: reading stays fast however many runs were made
 MAX_ENTRIES = 500
+_remembered_here = 0  # runs this process remembered (see `remember`)
 # record fields the calibration reads; everything else in record.json stays out of the index
 SUMMARY_FIELDS = ("name", "method", "base_model", "status", "steps", "train_time_s", "tokens_per_s",
                   "train_tokens", "peak_memory", "hardware", "started_at", "finished_at", "trainable_params")
@@ -85,10 +86,17 @@ def remember(record: dict[str, Any], run_dir: str | Path) -> Path | None:
 
     Never raises: remembering is a bonus, a run must not fail because ~/.cache is read-only.
     """
+    global _remembered_here
     if not history_enabled() or record.get("status") != "completed":
         return None
     path = history_path()
-    line = json.dumps({"schema": HISTORY_SCHEMA, **summarize(record, Path(run_dir))}, default=str)
+    summary = summarize(record, Path(run_dir))
+    # The runners measure CPU memory as RSS growth of the process: after an earlier run in
+    # the same process the allocator reuses freed memory, so only a first run's peak is
+    # comparable (the calibration ignores the others' memory; their throughput still counts).
+    summary["first_in_process"] = _remembered_here == 0
+    _remembered_here += 1
+    line = json.dumps({"schema": HISTORY_SCHEMA, **summary}, default=str)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         # one write() of one line in append mode: concurrent runs never interleave mid-line
@@ -109,6 +117,9 @@ def summarize(record: dict[str, Any], run_dir: Path) -> dict[str, Any]:
         "data": {k: data.get(k) for k in ("tokens_mean", "tokens_max", "used") if k in data},
         "start": config.get("start") or {},
     }
+    # how much of the wall time the process had a core: low on a busy machine (noisy tokens/s)
+    out["train_cpu_s"] = (record.get("extra") or {}).get("train_cpu_s")
+    out["threads"] = (config.get("runtime") or {}).get("threads")
     out["record"] = str((Path(run_dir) / "record.json").resolve())
     out["steady_tokens_per_s"] = steady_tokens_per_s(_metrics_rows(Path(run_dir) / "metrics.jsonl"))
     return out

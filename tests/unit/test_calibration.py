@@ -260,3 +260,33 @@ def test_missing_calibrate_from_is_one_error_line(tmp_path):
     result = CliRunner().invoke(cli, ["advise", "--model", CPU_MODEL, "--calibrate-from", str(tmp_path / "gone")])
     assert result.exit_code == 2
     assert "gone" in result.output and "Traceback" not in result.output
+
+
+def test_only_the_first_run_of_a_process_calibrates_memory(tmp_path, monkeypatch):
+    import advisor.run_history as run_history
+
+    monkeypatch.delenv(ENV_OFF, raising=False)
+    monkeypatch.setenv("TUNEWISE_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(run_history, "_remembered_here", 0)
+    for name, rss in (("first", 0.5), ("second", 0.01)):  # the second reuses the first's freed memory
+        folder = write_run(tmp_path / "runs", name, peak={"device": "cpu", "rss_delta_gib": rss})
+        remember(json.loads((folder / "record.json").read_text()), folder)
+    cal = load_calibration(resolve_hardware("cpu"), history=True)
+    measured = {s.source.split(" ")[0]: s.measured_gib for s in cal.samples}
+    assert measured == {"first": 0.5, "second": None}
+    assert all(s.mfu for s in cal.samples)  # throughput still counts
+
+
+def test_calibrate_from_works_without_torch(tmp_path):
+    import subprocess
+    import sys
+
+    write_run(tmp_path / "runs", "lora", tokens_per_s=100.0)
+    blocked = ("torch", "transformers", "peft", "trl", "lm_eval", "bitsandbytes", "accelerate", "pandas")
+    code = (f"import sys\nfor m in {blocked!r}:\n    sys.modules[m] = None\n"
+            "from tunewise.cli import main\nsys.exit(main(sys.argv[1:]))\n")
+    proc = subprocess.run([sys.executable, "-c", code, "advise", "--model", CPU_MODEL, "--examples", "500",
+                           "--calibrate-from", str(tmp_path / "runs"), "--json"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["calibration"]["samples"][0]["method"] == "lora"
