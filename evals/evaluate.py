@@ -119,7 +119,6 @@ def evaluate(options: EvalOptions) -> EvalRecord:
     job = harness.HarnessJob(
         base_model=resolved.base_model, settings=settings, tasks=[s.name for s in specs],
         variants=[v for v in resolved.variants if not (baseline and v.name == BASE)],
-        include_paths=[], include_defaults=retention.builtin,
         prompt_prefixes={v.name: prompt_prefix(v.prompt) for v in resolved.variants if v.prompt},
         example_prompts=[] if from_task else [e["prompt"] for e in examples],
         probe_text=examples[0]["prompt"] if examples else "",

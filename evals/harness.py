@@ -54,8 +54,6 @@ class HarnessJob:
     base_model: str
     variants: list[VariantSpec]
     tasks: list[str]
-    include_paths: list[str]
-    include_defaults: bool
     settings: EvalSettings
     prompt_prefixes: dict[str, str] = field(default_factory=dict)  # variant -> system_instruction
     example_prompts: list[str] = field(default_factory=list)  # generated for the report when set
