@@ -53,7 +53,7 @@ def train_grid(out: Path, steps: int) -> Path:
     return out
 
 
-def leave_one_out(records: Path, gpu: str | None) -> list[dict]:
+def leave_one_out(records: Path, gpu: str | None, clock: str = "wall") -> list[dict]:
     from advisor.calibration import calibrate, replay_entry
     from advisor.hardware import resolve_hardware
     from advisor.run_history import read_entries
@@ -62,6 +62,8 @@ def leave_one_out(records: Path, gpu: str | None) -> list[dict]:
     entries, warnings = read_entries([records], explicit=True)
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr)
+    if clock == "cpu":
+        entries = [_cpu_clock(e) for e in entries]
     everyone = calibrate(entries, hardware)
     usable = {s.source for s in everyone.samples}
     rows = []
@@ -81,6 +83,16 @@ def leave_one_out(records: Path, gpu: str | None) -> list[dict]:
             "cpu_share": _cpu_share(run),
         })
     return rows
+
+
+def _cpu_clock(entry):
+    """The run as if it had its cores to itself: tokens over CPU seconds per thread."""
+    from advisor.run_history import Entry
+
+    run = entry.run
+    cpu, threads = run.get("train_cpu_s"), run.get("threads") or 1
+    rate = run["train_tokens"] / (cpu / threads) if cpu else run.get("tokens_per_s")
+    return Entry(entry.source, {**run, "tokens_per_s": rate, "steady_tokens_per_s": None})
 
 
 def _cpu_share(run: dict) -> float | None:
@@ -114,9 +126,13 @@ def print_table(rows: list[dict]) -> None:
                   f"{statistics.median(after):.1%} (max {max(before):.1%} -> {max(after):.1%}; {len(after)} held-out runs)")
 
 
-def write_csv(rows: list[dict]) -> None:
+def _csv(clock: str) -> Path:
+    return OUT_CSV if clock == "wall" else OUT_CSV.with_name(f"calibration_gain_{clock}.csv")
+
+
+def write_csv(rows: list[dict], clock: str) -> None:
     OUT_CSV.parent.mkdir(parents=True, exist_ok=True)
-    with OUT_CSV.open("w", newline="") as fh:
+    with _csv(clock).open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
@@ -136,19 +152,22 @@ def main() -> None:
     parser.add_argument("--gpu", help="Hardware the records ran on (catalog name; default: this CPU).")
     parser.add_argument("--steps", type=int, default=STEPS, help="Steps per grid run.")
     parser.add_argument("--keep", type=Path, help="Keep the grid's runs in this folder.")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="Throughput over wall seconds (what a user waits; default) or over CPU seconds per "
+                             "thread (the run as if it had its cores to itself: separates model error from load).")
     args = parser.parse_args()
     if args.records is not None:
-        rows = leave_one_out(args.records, args.gpu)
+        rows = leave_one_out(args.records, args.gpu, args.clock)
     elif args.keep is not None:
-        rows = leave_one_out(train_grid(args.keep, args.steps), args.gpu)
+        rows = leave_one_out(train_grid(args.keep, args.steps), args.gpu, args.clock)
     else:
         with tempfile.TemporaryDirectory(prefix="tunewise-calibration-gain-") as tmp:
-            rows = leave_one_out(train_grid(Path(tmp), args.steps), args.gpu)
+            rows = leave_one_out(train_grid(Path(tmp), args.steps), args.gpu, args.clock)
     if not rows:
         sys.exit("no usable runs (need at least two completed runs on this hardware)")
     print_table(rows)
-    write_csv(rows)
-    print(f"(rows in {OUT_CSV.relative_to(ROOT)})")
+    write_csv(rows, args.clock)
+    print(f"(rows in {_csv(args.clock).relative_to(ROOT)})")
 
 
 if __name__ == "__main__":
