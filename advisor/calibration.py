@@ -257,6 +257,8 @@ def _fit_run(entry: Entry, run: dict[str, Any], method: Method, spec, hardware: 
     rate = run.get("steady_tokens_per_s") or run.get("tokens_per_s")
     peak = hardware.peak_tflops(replay.settings.precision)
     mfu = float(rate) * replay.flops_per_token() / (gpus * peak * 1e12) if rate and peak else None
+    if method is Method.RLHF:  # its time includes bandwidth-bound generation (compute.rlhf_generation_hours)
+        mfu = None
     comparable = replay.memory_settings is not None and run.get("first_in_process") is not False
     measured = _measured_gib(run.get("peak_memory") or {}, hardware) if comparable else None
     return Sample(
