@@ -38,6 +38,30 @@ FIELDS = ("model", "method", "batch_size", "seq_len", "gradient_checkpointing", 
           *(f"traced_{p}" for p in PARTS), "peak_phase", "trainable_params", "seconds", "versions")
 TARGET_MEDIAN = 0.05
 GIB = 1024**3
+# Why a component is off, as found by tracing (printed only while that component is off).
+CAUSES = {
+    ("full", "weights"): "runners load full fine-tuning in fp32 (runners.translate._load_kwargs: "
+                         "fp32 masters + bf16 autocast): 4 B/param, not bf16's 2",
+    ("full", "gradients"): "fp32 gradients of fp32 masters: 4 B/param",
+    ("full", "optimizer"): "fused AdamW keeps m and v in the parameter dtype (fp32): 8 B/param + 4 B "
+                           "per tensor (step)",
+    ("full", "activations"): "own peak is the forward's bf16 autocast copies of every weight "
+                             "(~2 B/param) plus trl's fp32 LM-head gradient; the overall peak is the "
+                             "end of backward, where activations are small",
+    ("lora", "activations"): "trl 1.16's fused LM head never holds (b, s, vocab) logits "
+                             "(MemoryKnobs.chunked_loss=True describes it); without checkpointing the "
+                             "LoRA dropout outputs+masks and fp32 norm copies are under-counted "
+                             "(traced Llama-2-7B, r16 all-linear, no checkpointing: 387,588 B per "
+                             "token per layer with lora_dropout 0.05, 246,788 B without)",
+    ("qlora", "adapter"): "trl casts QLoRA adapters to bf16 (2 B/param, not fp32's 4)",
+    ("qlora", "gradients"): "bf16 adapter gradients (trl casts QLoRA adapters to bf16)",
+    ("qlora", "optimizer"): "Adam states in the adapters' bf16 (4 B/param, not 8)",
+    ("qlora", "activations"): "as LoRA: fused LM head (no full logits), LoRA dropout outputs+masks, "
+                              "and bitsandbytes MatMul4Bit saving each quantised linear's input",
+    ("dpo", "activations"): "trl 1.16's fused LM head: no (2b, s, vocab) logits for the policy or "
+                            "the reference forward (MemoryKnobs.chunked_loss=True); trl disables "
+                            "dropout in DPO",
+}
 
 
 def trace_grid(models, settings_grid, log=print) -> list[dict]:
@@ -169,6 +193,8 @@ def findings(rows) -> list[str]:
             if med is not None and abs(med) > TARGET_MEDIAN:
                 gib = statistics.median(r["analytic"][part] - float(r[f"traced_{part}"]) for r in mine)
                 off.append(f"  - {method} {part}: analytic {med:+.1%} vs trace (median {gib:+.2f} GiB)")
+                if (method, part) in CAUSES:
+                    off.append(f"      why: {CAUSES[(method, part)]}")
         lines.append(f"{method:<6} " + " ".join(f"{c:>12}" for c in cells))
     return lines + (["Components off by more than 5%:"] + off if off else ["No component off by more than 5%."])
 
