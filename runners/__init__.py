@@ -68,7 +68,7 @@ def load_runner(method: Method) -> type[Runner]:
     return getattr(importlib.import_module(module), attr)
 
 
-def run_plan(
+def run_plan(  # noqa: PLR0913 - the runners contract: plan, folder, then keyword-only options
     plan: Plan,
     out_dir: str | Path,
     *,

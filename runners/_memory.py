@@ -5,9 +5,13 @@ counters just before training (as torchtune `training/memory.py::get_memory_stat
 
 CPU: peak resident set size above the baseline taken just before training starts, so the
 number covers what training adds (gradients, optimizer state, activations), not the
-weights that were already loaded.  RSS is sampled by a background thread; the kernel's
-lifetime high-water mark (`ru_maxrss`) is used too, but only when it rose during training
--- before that it may describe an earlier phase (model loading, tokenisation).
+weights that were already loaded.  On Linux the kernel keeps the exact high-water mark
+(`VmHWM` in /proc/self/status); writing "5" to /proc/self/clear_refs resets it to the
+current RSS (proc(5), since Linux 4.0), so the mark read after training is the training
+peak, at no cost during training.  Elsewhere a background thread samples RSS, and the
+lifetime mark (`ru_maxrss`) counts only when it rose during training.  (The sampling thread
+is only the fallback: it wakes 50 times a second next to the training threads, and it can
+miss a peak that lasts less than one interval.)
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ class PeakMemoryMeter:
         self._baseline = 0
         self._peak = 0
         self._maxrss_start = 0
+        self._kernel_mark = False
 
     def start(self) -> None:
         if self.device == "cuda":
@@ -42,8 +47,10 @@ class PeakMemoryMeter:
             return
         self._baseline = self._peak = _rss()
         self._maxrss_start = _maxrss()
-        self._thread = threading.Thread(target=self._sample, name="tunewise-rss", daemon=True)
-        self._thread.start()
+        self._kernel_mark = _reset_high_water_mark()
+        if not self._kernel_mark:
+            self._thread = threading.Thread(target=self._sample, name="tunewise-rss", daemon=True)
+            self._thread.start()
 
     def _sample(self) -> None:
         while not self._stop.wait(SAMPLE_EVERY_S):
@@ -63,14 +70,36 @@ class PeakMemoryMeter:
         if self._thread is not None:
             self._thread.join()
         peak = max(self._peak, _rss())
-        maxrss = _maxrss()
-        if maxrss > self._maxrss_start:  # the high-water mark moved during training: it is ours
-            peak = max(peak, maxrss)
+        if self._kernel_mark:
+            peak = max(peak, _status_kib("VmHWM") * 1024)
+        elif _maxrss() > self._maxrss_start:  # the lifetime mark moved during training: it is ours
+            peak = max(peak, _maxrss())
         return PeakMemory(
             device="cpu",
             rss_delta_gib=round(max(0, peak - self._baseline) / GIB, 4),
             rss_peak_gib=round(peak / GIB, 4),
         )
+
+
+def _reset_high_water_mark() -> bool:
+    """Reset the kernel's peak-RSS mark to the current RSS; False where that is unsupported."""
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+        return _status_kib("VmHWM") > 0
+    except OSError:
+        return False
+
+
+def _status_kib(key: str) -> int:
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 
 
 def _rss() -> int:
