@@ -127,6 +127,7 @@ def execute(plan: Plan, run_dir: Path, options: RunOptions, mode: str) -> RunRec
         record.hardware = {"planned": _plain(plan.hardware), "device": runtime.device,
                            "name": _device_name(runtime), "count": runtime.world_size}
         record.versions = package_versions()
+        _note_unused_settings(ctx)
         runner = load_runner(plan.method)(ctx)
         runner.prepare()
         _record_config(ctx)
@@ -212,6 +213,17 @@ def _record_config(ctx: RunContext) -> None:
     from tunewise.schema import to_mapping
 
     ctx.record.config.update(settings=to_mapping(ctx.settings), runtime=ctx.runtime.to_dict(), notes=list(ctx.notes))
+
+
+def _note_unused_settings(ctx: RunContext) -> None:
+    """Settings this run cannot honour are said out loud (never silently dropped)."""
+    s = ctx.settings
+    if ctx.runtime.world_size == 1 and (s.strategy != "ddp" or s.zero_stage):
+        ctx.notes.append(f"strategy {s.strategy} / zero_stage {s.zero_stage} ignored: one process holds everything")
+    if s.cpu_offload:
+        ctx.notes.append("cpu_offload is not supported by the runner yet: ignored")
+    if ctx.options.merge and not (ctx.plan.method.uses_adapter or ctx.plan.method is Method.DPO):
+        ctx.notes.append(f"--merge ignored: a {ctx.plan.method.value} run has no adapter to merge")
 
 
 def _estimate_if_unplanned(ctx: RunContext) -> None:

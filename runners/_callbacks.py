@@ -69,6 +69,11 @@ class MetricsLog(TrainerCallback):
         self._last_tokens = state.num_input_tokens_seen
         self.planned_steps = state.max_steps
 
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step >= state.max_steps:
+            control.should_log = True  # the last step is always logged: final_loss is the end's loss
+        return control
+
     def on_log(self, args, state, control, logs=None, **kwargs):
         logs = logs or {}
         if "loss" not in logs:  # the end-of-training summary ("train_loss", runtime...)

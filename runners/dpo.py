@@ -97,6 +97,8 @@ class DPORunner:
     def save(self) -> dict[str, str]:
         ctx, start = self.ctx, self.start
         if not start.lora:
+            if ctx.options.merge:
+                ctx.notes.append("--merge ignored: full-weight DPO writes a complete model/")
             return {"model": save_full_model(self.trainer, self.tokenizer, ctx.run_dir, ctx.runtime.precision)}
         artifacts = {"adapter": save_adapter(self.trainer, self.tokenizer, ctx.run_dir, start.base_ref)}
         if ctx.options.merge and ctx.runtime.is_main:
