@@ -72,7 +72,7 @@ def train_and_measure(trainer, ctx: RunContext, watchers: Watchers) -> None:
     """trainer.train() between the memory meter's start and stop; fills the record."""
     record = ctx.record
     meter = PeakMemoryMeter(ctx.runtime.device)
-    if ctx.resume_from:
+    if ctx.resume_from and ctx.runtime.is_main:
         _trim_metrics(ctx.run_dir / "metrics.jsonl", ctx.resume_from)
     tokens_before = _tokens_in_checkpoint(ctx.resume_from)
     meter.start()

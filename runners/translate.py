@@ -148,7 +148,7 @@ def _training_args(ctx: RunContext) -> dict[str, Any]:
         warmup_steps=s.warmup_ratio,  # a float in [0, 1) is a ratio of total steps (transformers 5)
         weight_decay=s.weight_decay,
         optim=optim,
-        gradient_checkpointing=s.gradient_checkpointing,
+        activation_checkpointing=s.gradient_checkpointing,  # transformers 5 name (gradient_ is deprecated)
         bf16=rt.precision == "bf16",
         fp16=rt.precision == "fp16",
         use_cpu=rt.device == "cpu",
