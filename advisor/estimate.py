@@ -232,8 +232,11 @@ def _assumptions(est: Estimate, knobs: MemoryKnobs, timing, token_note: str, pri
     if method is not Method.PROMPT:
         out.append(f"MFU {timing.mfu:.2f} for {method} ({compute.MFU_SOURCE})"
                    + ("; halved on CPU/Apple" if hardware.kind != "gpu" else ""))
-        out.append(f"{timing.flops_per_token / 1e9:,.1f} GFLOP per token "
-                   "(2N forward + attention; x3 full, x2 LoRA, +1 forward with checkpointing)")
+        out.append(f"{timing.flops_per_token / 1e9:,.1f} GFLOP per "
+                   + ("sampled token in the RLHF policy stage (training as below, + the policy's old-log-prob, "
+                      "reference and reward forwards; PPO: x2 training + 4 forwards): " if method is Method.RLHF
+                      else "token ")
+                   + "(2N forward + attention; x3 full, x2 LoRA, +1 forward with checkpointing)")
     out.append(token_note)
     if price is not None:
         out.append(f"${price:.2f} per GPU-hour ({src})")

@@ -74,7 +74,12 @@ def train_reward_model(ctx: RunContext, *, base: str, adapter: bool, tokenizer, 
         raise InputError(f"no preference pair fits seq_len={ctx.settings.seq_len}", field="seq_len")
     watchers = _watch(trainer, ctx)
     trainable = trainable_parameters(trainer.model)
-    peak, seconds = _train(trainer, ctx, watchers)
+    try:
+        peak, seconds = _train(trainer, ctx, watchers)
+    finally:
+        import shutil
+
+        shutil.rmtree(upstream.args.output_dir, ignore_errors=True)  # save_strategy "no": only trainer leftovers
     model = trainer.accelerator.unwrap_model(trainer.model)
     _publish(ctx.run_dir, REWARD_DIR, lambda tmp: _save(model, tokenizer, tmp, base), trainer)
     scorer = RewardScorer(_for_scoring(model, adapter, ctx.runtime.precision), tokenizer)

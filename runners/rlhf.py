@@ -57,7 +57,13 @@ from runners._train import (
     watch,
 )
 from runners.dpo import Start, resolve_start
-from runners.reward import REWARD_DIR, REWARD_METRICS, RewardModelResult, RewardScorer, train_reward_model
+from runners.reward import (
+    REWARD_DIR,
+    REWARD_METRICS,
+    RewardModelResult,
+    RewardScorer,
+    train_reward_model,
+)
 from runners.translate import to_rloo
 from tunewise.errors import InputError
 from tunewise.methods import Method
@@ -72,13 +78,14 @@ HELD_OUT_FRACTION = 0.1  # pairs kept out of reward-model training when no held-
 HELD_OUT_PROMPTS = 64  # prompts of the greedy before/after check (kept small: it generates)
 
 # Settings for the bundled tiny model and data (`tunewise demo --methods rlhf`), measured by
-# tests/integration/test_runner_rlhf.py: each stage runs max_steps steps.  The tiny model's
-# LoRA reward model generalises poorly (held-out accuracy ~0.6), so its reward model trains
-# every weight while the policy trains an adapter.
+# tests/integration/test_runner_rlhf.py: each stage runs max_steps steps of 16 sequences
+# (pairs in step 2; 4 prompts x 4 samples in step 3).  The tiny model's LoRA reward model
+# generalises poorly (held-out accuracy ~0.6), so its reward model trains every weight
+# while the policy trains an adapter; 8 completions per step were too noisy to move it.
 DEMO_SETTINGS: dict[str, Any] = dict(
-    batch_size=8, seq_len=128, max_steps=60, logging_steps=5, warmup_ratio=0.0, lr_scheduler="constant",
+    batch_size=16, seq_len=128, max_steps=40, logging_steps=2, warmup_ratio=0.0, lr_scheduler="constant",
     lora_rank=8, lora_dropout=0.0, gradient_checkpointing=False, learning_rate=2e-3, rlhf_sft_lr=2e-3,
-    rlhf_reward_lora=False, rlhf_reward_lr=1e-3, rlhf_generations=4, rlhf_response_tokens=32, rlhf_beta=0.1,
+    rlhf_reward_lora=False, rlhf_reward_lr=1e-3, rlhf_generations=4, rlhf_response_tokens=32, rlhf_beta=0.05,
 )
 
 
@@ -158,7 +165,7 @@ class RLHFRunner:
     def _sft_stage(self) -> Start:
         """Step 1 without init_from: SFT on prompt -> chosen, as the nested run `sft/`."""
         from runners import execute
-        from runners._common import RunOptions, prepare_run_dir, run_dir_for
+        from runners._common import prepare_run_dir, run_dir_for
         from tunewise.plan import DataSpec, Plan
         from tunewise.records import load_run_record
 
@@ -169,9 +176,10 @@ class RLHFRunner:
         if not done:  # a completed step 1 is kept on --resume
             data = _write_sft_data(self.pairs, ctx.run_dir / "sft_data.jsonl")
             method = Method.LORA if ctx.settings.dpo_lora is not False else Method.FULL
-            plan = Plan(method=method, model=ctx.plan.model, data=DataSpec(train=str(data)),
-                        settings=ctx.settings.replace(learning_rate=ctx.settings.rlhf_sft_lr), hardware=ctx.plan.hardware,
-                        name=SFT_RUN, reasons=["rlhf step 1: supervised fine-tuning on the chosen responses"])
+            settings = ctx.settings.replace(learning_rate=ctx.settings.rlhf_sft_lr)  # None: the SFT default
+            plan = Plan(method=method, model=ctx.plan.model, data=DataSpec(train=str(data)), settings=settings,
+                        hardware=ctx.plan.hardware, name=SFT_RUN,
+                        reasons=["rlhf step 1: supervised fine-tuning on the chosen responses"])
             options = dataclasses.replace(ctx.options, resume=False, overwrite=False, callbacks=())
             mode = prepare_run_dir(sft_dir, resume=False, overwrite=sft_dir.exists() and not done)
             execute(plan, sft_dir, options, mode)
@@ -182,7 +190,7 @@ class RLHFRunner:
         return resolve_start(dataclasses.replace(ctx, plan=dataclasses.replace(ctx.plan, init_from=str(sft_dir))))
 
     def _reward_stage(self) -> None:
-        """Step 2: train (or, on --resume, reload) the reward model and score the held-out pairs."""
+        """Step 2: train the reward model (again on --resume: no checkpoint) and score the held-out pairs."""
         ctx = self.ctx
         result = train_reward_model(ctx, base=self._base(), adapter=self.info["reward_lora"],
                                     tokenizer=self.tokenizer, train_rows=self.pairs, eval_rows=self.held_out,

@@ -77,6 +77,18 @@ class TrainSettings:
             raise InputError(f"must be in [0, 1), got {self.lora_dropout}", field="lora_dropout")
         if not 0 <= self.warmup_ratio < 1:
             raise InputError(f"must be in [0, 1), got {self.warmup_ratio}", field="warmup_ratio")
+        self._check_rlhf()
+        if self.num_fewshot < 0:
+            raise InputError(f"must be >= 0, got {self.num_fewshot}", field="num_fewshot")
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _choice("precision", self.precision, PRECISIONS)
+        _choice("strategy", self.strategy, STRATEGIES)
+        if self.zero_stage not in (0, 1, 2, 3):
+            raise InputError(f"must be 0, 1, 2 or 3, got {self.zero_stage}", field="zero_stage")
+        if not self.lora_targets.strip():
+            raise InputError("must name modules or be 'all-linear'", field="lora_targets")
+
+    def _check_rlhf(self) -> None:
         if self.rlhf_beta < 0:
             raise InputError(f"must be >= 0, got {self.rlhf_beta}", field="rlhf_beta")
         if self.rlhf_generations < 2:
@@ -88,15 +100,6 @@ class TrainSettings:
             value = getattr(self, name)
             if value is not None and not 0 < value < 1:
                 raise InputError(f"must be in (0, 1), got {value}", field=name)
-        if self.num_fewshot < 0:
-            raise InputError(f"must be >= 0, got {self.num_fewshot}", field="num_fewshot")
-        _choice("optimizer", self.optimizer, OPTIMIZERS)
-        _choice("precision", self.precision, PRECISIONS)
-        _choice("strategy", self.strategy, STRATEGIES)
-        if self.zero_stage not in (0, 1, 2, 3):
-            raise InputError(f"must be 0, 1, 2 or 3, got {self.zero_stage}", field="zero_stage")
-        if not self.lora_targets.strip():
-            raise InputError("must name modules or be 'all-linear'", field="lora_targets")
 
     @property
     def resolved_lora_alpha(self) -> int:
