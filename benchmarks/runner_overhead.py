@@ -145,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     from tunewise.assets import tiny_model_path
 
     os.environ["OMP_NUM_THREADS"] = str(args.threads)  # inherited by every worker process
+    os.environ.setdefault("TUNEWISE_NO_HISTORY", "1")  # measurements, not runs to calibrate estimates from
     model = args.model or str(tiny_model_path())
     rows = []
     for method in args.methods.split(","):

@@ -25,6 +25,7 @@ from typing import Any
 from runners._common import RunContext, model_reference
 from runners._data import read_training_rows
 from runners._train import load_tokenizer
+from tunewise.errors import InputError
 from tunewise.methods import Method
 from tunewise.records import PromptConfig
 
@@ -46,6 +47,9 @@ class PromptRunner:
         s = ctx.settings
         tokenizer = load_tokenizer(self.base_ref)
         data = read_training_rows(ctx.plan.data.train, Method.PROMPT)
+        if data.format == "messages" and not tokenizer.chat_template:
+            raise InputError("messages data needs a tokenizer with a chat template to render demonstrations",
+                             path=data.path, field="messages")
         demos = [_demonstration(row, data.format, tokenizer) for row in data.rows]
         lines = list(data.lines)
         count = _token_counter(tokenizer)
