@@ -171,3 +171,24 @@ def _advisor_trainable(model: Path, record) -> int:
 
     settings = TrainSettings(**record.config["settings"])
     return estimate(resolve_model(str(model)), Method.RLHF, resolve_hardware("cpu"), settings).trainable_params
+
+
+@pytest.mark.parametrize("field,value", [("rlhf_beta", 0.2), ("rlhf_generations", 8), ("rlhf_response_tokens", 64),
+                                         ("rlhf_reward_lr", 3e-5)])
+def test_rlhf_settings_reach_the_trl_configs(field, value, tmp_path):
+    """No dead config: each rlhf_* setting changes RLOOConfig or RewardConfig (no model is built)."""
+    from runners._common import RunContext, RunOptions, Runtime
+    from runners.translate import to_reward, to_rloo
+    from tunewise.plan import Plan
+    from tunewise.records import RunRecord
+    from tunewise.settings import TrainSettings
+
+    def translated(settings):
+        ctx = RunContext(Plan(method=Method.RLHF, model="m", settings=settings), settings, tmp_path,
+                         Runtime("cpu", "fp32", "test"), RunOptions(), RunRecord(name="t", method="rlhf", base_model="m"))
+        rloo = to_rloo(ctx, adapter=True, new_adapter=True).args.to_dict()
+        reward = to_reward(ctx, adapter=True, output_dir=str(tmp_path / "rm")).args.to_dict()
+        return rloo, reward
+
+    base = TrainSettings(batch_size=8, learning_rate=1e-5, rlhf_reward_lr=1e-4)
+    assert translated(base.replace(**{field: value})) != translated(base)
