@@ -29,7 +29,7 @@ CPU floating-point nondeterminism.
 
 | | |
 |---|---|
-| architecture | Llama: {layers} layers, hidden {hidden}, MLP {inter}, {heads} heads ({kv} KV heads), tied embeddings, context {block} |
+| architecture | Llama: {layers} layers, hidden {hidden}, MLP {inter}, {heads} heads ({kv} KV heads), tied embeddings, context {max_position} (pretrained on {block}-token rows) |
 | training | transformers Trainer, AdamW lr {lr} cosine, warmup {warmup}, batch {batch}x{block} tokens, {epochs} passes over the corpus |
 | tokens seen | {tokens:,} in {steps} steps |
 | loss | {first_loss:.3f} -> {final_loss:.3f} |
@@ -61,7 +61,7 @@ def write_card(model_dir: Path, scores: dict[str, dict]) -> Path:
     text = TEMPLATE.format(
         params=info["parameters"], vocab=config["vocab_size"], command=info["command"], seed=cfg["seed"],
         layers=cfg["num_layers"], hidden=cfg["hidden_size"], inter=cfg["intermediate_size"],
-        heads=cfg["num_heads"], kv=cfg["num_kv_heads"], block=cfg["block"], lr=cfg["learning_rate"],
+        heads=cfg["num_heads"], kv=cfg["num_kv_heads"], block=cfg["block"], max_position=cfg["max_position"], lr=cfg["learning_rate"],
         warmup=cfg["warmup_steps"], batch=cfg["batch_size"], epochs=cfg["epochs"], tokens=info["train_tokens"],
         steps=info["steps"], first_loss=info["first_loss"], final_loss=info["final_loss"],
         seconds=info["train_seconds"], threads=info["torch_threads"], table=format_table(scores),

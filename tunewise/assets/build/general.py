@@ -18,7 +18,7 @@ from tunewise.assets.build.skills import Fact, all_facts
 # Repetitions per fact.  Enough for a 1-5M parameter model to learn most facts in a few
 # epochs on CPU, few enough that they are not over-learned (fine-tuning must be able to
 # dent them, which is what the forgetting measurement needs).
-REPS = {"tw_arith": 8, "tw_count": 8, "tw_compare": 4, "tw_facts": 12, "tw_zh": 8}
+REPS = {"tw_arith": 12, "tw_count": 10, "tw_compare": 6, "tw_facts": 12, "tw_zh": 10}
 FORMS = ("qa", "statements", "chat")
 FORM_WEIGHTS = (0.45, 0.35, 0.20)
 COUNTING_RUNS = 200

@@ -26,11 +26,11 @@ TEST_SIZE = 200  # per task: CI half-width ~7 pp at p=0.5 (eval_notes 3), a few 
 DEV_SIZE = 5
 N_CHOICES = 4  # tw_compare has 2 by nature
 DESCRIPTIONS = {
-    "tw_arith": "addition and subtraction of numbers 0-15",
-    "tw_count": "the number after / before n (0-100) and counting stars (1-9)",
-    "tw_compare": "which of two numbers 0-20 is bigger / smaller",
+    "tw_arith": "addition and subtraction of numbers 0-9",
+    "tw_count": "the number after / before n (0-50) and counting stars (1-9)",
+    "tw_compare": "which of two numbers 0-9 is bigger / smaller",
     "tw_facts": "capitals, colours, animals, opposites, shapes, days, months, units",
-    "tw_zh": "Chinese: capitals, colours, sums of digits, weekdays",
+    "tw_zh": "Chinese: capitals, colours, sums of 0-4, weekdays",
 }
 PROMPTS = {  # doc_to_text, target_delimiter
     "en": ("Question: {{question}}\nAnswer:", " "),

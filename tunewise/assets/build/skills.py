@@ -36,13 +36,21 @@ def _near(n: int, low: int = 0) -> tuple[str, ...]:
     return tuple(str(c) for c in dict.fromkeys(cands) if c >= low and c != n)
 
 
+# Sizes are set by the pretraining budget: a few hundred facts per skill is what a 1-5M
+# parameter model can learn in ~10 CPU minutes (each fact needs ~100 exposures).
+MAX_OPERAND = 9  # arithmetic on 0-9
+MAX_COUNT = 50  # "after n" for n < 50, "before n" for 0 < n <= 50
+MAX_COMPARE = 9  # pairs of distinct numbers 0-9
+MAX_ZH_OPERAND = 4  # Chinese sums of 0-4
+
+
 def arithmetic() -> list[Fact]:
     out = []
-    for a in range(16):
-        for b in range(16):
+    for a in range(MAX_OPERAND + 1):
+        for b in range(MAX_OPERAND + 1):
             out.append(Fact("tw_arith", f"What is {a} + {b}?", str(a + b), _near(a + b),
                             (f"{a} + {b} = {a + b}", f"{a} plus {b} is {a + b}.", f"{a}+{b}={a + b}")))
-    for a in range(16):
+    for a in range(MAX_OPERAND + 1):
         for b in range(a + 1):
             out.append(Fact("tw_arith", f"What is {a} - {b}?", str(a - b), _near(a - b),
                             (f"{a} - {b} = {a - b}", f"{a} minus {b} is {a - b}.", f"{a}-{b}={a - b}")))
@@ -51,7 +59,7 @@ def arithmetic() -> list[Fact]:
 
 def counting() -> list[Fact]:
     out = []
-    for n in range(100):
+    for n in range(MAX_COUNT):
         out.append(Fact("tw_count", f"What number comes after {n}?", str(n + 1), _near(n + 1),
                         (f"After {n} comes {n + 1}.", f"The number after {n} is {n + 1}.", f"{n}, {n + 1}, {n + 2}")))
         m = n + 1
@@ -66,8 +74,8 @@ def counting() -> list[Fact]:
 
 def comparisons() -> list[Fact]:
     out = []
-    for a in range(21):
-        for b in range(21):
+    for a in range(MAX_COMPARE + 1):
+        for b in range(MAX_COMPARE + 1):
             if a == b:
                 continue
             big, small = max(a, b), min(a, b)
@@ -155,8 +163,8 @@ def chinese() -> list[Fact]:
             continue
         out.append(Fact("tw_zh", f"{thing}是什么颜色？", colour, _others(colours, colour),
                         (f"{thing}是{colour}的。", f"{thing}的颜色是{colour}。"), lang="zh"))
-    for a in range(10):
-        for b in range(10):
+    for a in range(MAX_ZH_OPERAND + 1):
+        for b in range(MAX_ZH_OPERAND + 1):
             out.append(Fact("tw_zh", f"{a}加{b}等于几？", str(a + b), _near(a + b),
                             (f"{a}加{b}等于{a + b}。",), lang="zh"))
     for i, day in enumerate(F.DAYS_ZH):

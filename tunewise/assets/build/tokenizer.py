@@ -11,10 +11,28 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tunewise.assets.build.common import BOS, CHAT_TEMPLATE, EOS, PAD, ROLE_TOKENS, SPECIAL_TOKENS
+from tunewise.assets.build.common import (
+    BOS,
+    CHAT_TEMPLATE,
+    EOS,
+    PAD,
+    ROLE_TOKENS,
+    SPECIAL_TOKENS,
+    read_jsonl,
+)
 
 VOCAB_SIZE = 3072
 MAX_LENGTH = 256
+
+
+def tokenizer_texts(data_dir: Path) -> list[str]:
+    """Training text: the general corpus plus the domain and preference *train* files."""
+    texts = [row["text"] for row in read_jsonl(data_dir / "general_corpus.jsonl")]
+    for row in read_jsonl(data_dir / "domain_train_messages.jsonl"):
+        texts += [m["content"] for m in row["messages"]]
+    for row in read_jsonl(data_dir / "preferences_train.jsonl"):
+        texts += [row["prompt"], row["chosen"], row["rejected"]]
+    return texts
 
 
 def train_tokenizer(texts: list[str], vocab_size: int = VOCAB_SIZE):
