@@ -195,8 +195,19 @@ def _runtime(plan: Plan, options: RunOptions) -> Runtime:
     if not plan.method.trains:
         return Runtime("cpu", "fp32", "no training: prompting only")
     return resolve_runtime(
-        options.device, plan.settings.precision, forced=options.precision_forced, world_size=options.num_processes
+        options.device, plan.settings.precision, forced=options.precision_forced, world_size=options.num_processes,
+        model_params=_model_params(plan.model),
     )
+
+
+def _model_params(model: str) -> int | None:
+    """Parameter count from the model's config (advisor, no weights read); None when unknown."""
+    try:
+        from advisor.models import resolve_model
+
+        return resolve_model(model).params
+    except (TunewiseError, ImportError, OSError, ValueError):
+        return None
 
 
 def _checkpoint_to_resume(ctx: RunContext) -> str | None:

@@ -9,7 +9,14 @@ import importlib
 
 import pytest
 import torch
-from runner_kit import arithmetic_rows, chat_rows, make_plan, metrics, snapshot_callback, write_jsonl
+from runner_kit import (
+    arithmetic_rows,
+    chat_rows,
+    make_plan,
+    metrics,
+    snapshot_callback,
+    write_jsonl,
+)
 
 from runners import RUNNERS, run_plan
 from tunewise.methods import Method
@@ -142,6 +149,7 @@ def test_full_fine_tuning_changes_weights_and_lowers_the_loss(tiny_model_dir, tm
     reloaded = AutoModelForCausalLM.from_pretrained(model_dir)
     assert torch.equal(reloaded.state_dict()["model.norm.weight"], snap.after["model.norm.weight"])
     assert record.trainable_params == sum(p.numel() for p in reloaded.parameters())
+    assert record.trainable_params == _advisor_trainable(tiny_model_dir, Method.FULL, plan.settings)
 
 
 def test_text_data_with_packing_trains(tiny_model_dir, tmp_path):
