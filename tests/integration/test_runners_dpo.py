@@ -9,7 +9,14 @@ import json
 import math
 
 import pytest
-from runner_kit import arithmetic_rows, make_plan, metrics, preference_rows, snapshot_callback, write_jsonl
+from runner_kit import (
+    arithmetic_rows,
+    make_plan,
+    metrics,
+    preference_rows,
+    snapshot_callback,
+    write_jsonl,
+)
 
 from runners import run_plan
 from tunewise.methods import Method
