@@ -191,6 +191,9 @@ def test_replay_mixes_the_requested_fraction_of_general_data(tiny_model_dir, tmp
     mixed = [r for r in prepared.rows if r["prompt"] == "" and r["completion"].startswith("Fact")]
     assert len(prepared.rows) == 40 and len(mixed) == 10  # 10 / 40 = 0.25
     assert prepared.report["replay"]["general_examples"] == 10
+    from runners._data import read_general_rows  # without data.general: the bundled general corpus
+
+    assert read_general_rows(None).path.name == "general_corpus.jsonl" and len(read_general_rows(None)) > 100
 
 
 @pytest.mark.parametrize("method", sorted(RUNNERS, key=str))
