@@ -206,7 +206,7 @@ def _model_params(model: str) -> int | None:
         from advisor.models import resolve_model
 
         return resolve_model(model).params
-    except (TunewiseError, ImportError, OSError, ValueError):
+    except Exception:  # noqa: BLE001 - unknown size only means the default thread count
         return None
 
 
