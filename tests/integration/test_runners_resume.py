@@ -71,3 +71,30 @@ def test_half_written_checkpoints_are_skipped(tmp_path):
     (tmp_path / "checkpoint-8" / "trainer_state.json").write_text('{"global_st')  # cut off mid-write
     assert last_complete_checkpoint(tmp_path).name == "checkpoint-4"
     assert last_complete_checkpoint(tmp_path / "missing") is None
+
+
+@pytest.mark.slow
+def test_sigterm_saves_a_checkpoint_records_interrupted_and_resumes(tiny_model_dir, tmp_path):
+    import os
+
+    from transformers import TrainerCallback
+
+    from runners._common import RunInterrupted
+
+    class SigtermAtStep2(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 2:
+                os.kill(os.getpid(), signal.SIGTERM)  # what a scheduler sends before it kills a job
+
+    train = write_jsonl(tmp_path / "train.jsonl", arithmetic_rows(24))
+    plan = make_plan(tiny_model_dir, Method.LORA, train, max_steps=6)
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(RunInterrupted, match="--resume"):
+        run_plan(plan, tmp_path, callbacks=[SigtermAtStep2()])
+    run_dir = tmp_path / "lora"
+    stopped = json.loads((run_dir / "record.json").read_text())
+    assert stopped["status"] == "interrupted" and "SIGTERM" in stopped["error"]
+    assert last_complete_checkpoint(run_dir / "checkpoints") is not None  # saved on the way out
+    assert signal.getsignal(signal.SIGTERM) == before  # our handler is gone again
+    record = run_plan(plan, tmp_path, resume=True)
+    assert record.status == "completed" and record.steps == 6
