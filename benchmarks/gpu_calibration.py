@@ -300,6 +300,7 @@ def analyze(path: Path) -> str:
              f"{'model':<22} {'method':<6} {'seq':>5} {'gc':>3} {'alloc':>7} {'est.alloc':>9} {'err':>7} "
              f"{'reserved':>8} {'est.total':>9} {'err':>7} {'tok/s':>8}  status"]
     errors: dict[str, list[float]] = {}
+    rows_of: dict[str, int] = {}
     for r in rows:
         if r["status"] != "ok":
             lines.append(f"{r['model'].split('/')[-1][:22]:<22} {r['method']:<6} {r['seq_len']:>5} "
@@ -307,17 +308,29 @@ def analyze(path: Path) -> str:
             continue
         est = estimate_for(r)
         alloc, reserved = float(r["allocated_gib"]), float(r["reserved_gib"])
-        e_alloc = (est.memory.allocated - alloc) / alloc
-        e_total = (est.memory.total - reserved) / reserved
-        errors.setdefault(r["method"], []).append(e_alloc)
+        # A peak below the measurement's resolution (CPU RSS of a tiny model can read 0) has
+        # no relative error: shown, not scored.
+        e_alloc = (est.memory.allocated - alloc) / alloc if alloc > 0 else None
+        e_total = (est.memory.total - reserved) / reserved if reserved > 0 else None
+        scored = errors.setdefault(r["method"], [])
+        if e_alloc is not None:
+            scored.append(e_alloc)
+        rows_of[r["method"]] = rows_of.get(r["method"], 0) + 1
         lines.append(f"{r['model'].split('/')[-1][:22]:<22} {r['method']:<6} {r['seq_len']:>5} {_gc(r):>3} "
-                     f"{alloc:>7.2f} {est.memory.allocated:>9.2f} {e_alloc:>+7.1%} {reserved:>8.2f} "
-                     f"{est.memory.total:>9.2f} {e_total:>+7.1%} {float(r['tokens_per_s']):>8.0f}  ok")
+                     f"{alloc:>7.2f} {est.memory.allocated:>9.2f} {_pct(e_alloc):>7} {reserved:>8.2f} "
+                     f"{est.memory.total:>9.2f} {_pct(e_total):>7} {float(r['tokens_per_s']):>8.0f}  "
+                     + ("ok" if e_alloc is not None else "ok (peak below resolution: not scored)"))
     lines += ["", "median |error| of the estimated allocated memory, per method (target <= 10%):"]
     for method, errs in errors.items():
-        lines.append(f"  {method:<6} {len(errs):>3} rows  median {statistics.median(abs(e) for e in errs):.1%}  "
-                     f"mean {statistics.mean(errs):+.1%}")
+        unscored = f" ({rows_of[method] - len(errs)} not scored)" if len(errs) < rows_of[method] else ""
+        summary = (f"median {statistics.median(abs(e) for e in errs):.1%}  mean {statistics.mean(errs):+.1%}"
+                   if errs else "median n/a")
+        lines.append(f"  {method:<6} {rows_of[method]:>3} rows  {summary}{unscored}")
     return "\n".join(lines)
+
+
+def _pct(error: float | None) -> str:
+    return "n/a" if error is None else f"{error:+.1%}"
 
 
 def _gc(row) -> str:
