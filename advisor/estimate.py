@@ -240,17 +240,14 @@ def _assumptions(est: Estimate, knobs: MemoryKnobs, timing, token_note: str, pri
     out.append(token_note)
     if price is not None:
         out.append(f"${price:.2f} per GPU-hour ({src})")
-    out.append(f"{settings.precision}: weights {memory.weight_bytes_per_param(settings.precision):g} B/param"
-               + ("; QLoRA base NF4 with double quantisation, lm_head/embeddings/norms 16-bit" if method is Method.QLORA else ""))
-    if method in (Method.LORA, Method.QLORA, Method.DPO, Method.RLHF) and (method.uses_adapter or knobs.preference_adapter):
-        out.append("LoRA adapters in fp32 (PEFT default) with their own gradients and optimizer states")
+    out.append(_precision_note(method, settings.precision, knobs))
     if method is Method.DPO:
         out.append("DPO: chosen + rejected in one batch (2 x batch sequences); reference = "
-                   + ("base with the adapter disabled" if knobs.preference_adapter else "a frozen 16-bit copy"))
+                   + ("base with the adapter disabled" if knobs.preference_adapter else "a frozen copy in the policy's dtype"))
     if method is Method.RLHF:
         out += _rlhf_assumptions(settings, knobs, timing)
-    out.append(f"attention {knobs.attention} (no s^2 scores); loss upcasts logits to fp32 (HF)"
-               if knobs.attention != "eager" else "eager attention keeps b*heads*s^2 scores")
+    out.append(("eager attention keeps b*heads*s^2 scores" if knobs.attention == "eager" else
+                f"attention {knobs.attention} (no s^2 scores)") + "; loss: " + _LOSS_NOTES[knobs.loss])
     out.append(f"overhead = CUDA context {memory.CUDA_CONTEXT_GIB} GiB + allocator reserve "
                f"{memory.ALLOCATOR_RESERVE:.0%} of allocated (fitted to published peaks)"
                if hardware.kind == "gpu" else
@@ -258,6 +255,35 @@ def _assumptions(est: Estimate, knobs: MemoryKnobs, timing, token_note: str, pri
     if hardware.kind != "gpu":
         out.append(f"{hardware.kind}: usable memory {hardware.usable_gib:.1f} of {hardware.memory_gib:.1f} GiB")
     return out
+
+
+_LOSS_NOTES = {
+    "fused": "trl's fused LM head (never holds batch x seq x vocab logits; 4096 x 32768 tiles)",
+    "chunked": "chunked cross-entropy (16-bit logit chunks + one fp32 chunk)",
+    "hf": "full logits upcast to fp32 (transformers' loss)",
+}
+_PRECISION_NOTES = {
+    "bf16": "pure bf16: weights, gradients and AdamW states in bf16, no autocast (8 B/param + activations)",
+    "amp": "amp: fp32 master weights, gradients and AdamW states (16 B/param) + bf16 autocast copies "
+           "of the weights during the forward (fp16 on GPUs without bf16)",
+    "fp16": "fp16 autocast with fp32 master weights, gradients and AdamW states (16 B/param) and loss "
+            "scaling (pure fp16 training is unstable)",
+    "fp32": "fp32 weights, gradients, AdamW states and activations (16 B/param)",
+}
+
+
+def _precision_note(method: Method, precision: str, knobs: MemoryKnobs) -> str:
+    if method is Method.PROMPT:
+        return f"{precision}: weights {memory.compute_bytes(precision)} B/param (inference)"
+    if method is Method.FULL or (method in (Method.DPO, Method.RLHF) and not knobs.preference_adapter):
+        return _PRECISION_NOTES[precision]
+    ab = memory.adapter_weight_bytes(method, precision, knobs)
+    base = ("NF4 with double quantisation, lm_head/embeddings/norms 16-bit" if method is Method.QLORA
+            else f"{memory.compute_bytes(precision)} B/param (frozen: no master copy)")
+    why = ("trl casts QLoRA adapters to bf16" if method is Method.QLORA and knobs.adapter_bytes is None
+           else "pure bf16" if ab == 2 else "PEFT keeps adapters in fp32")
+    return (f"{precision}: base {base}; LoRA adapters {'bf16' if ab == 2 else 'fp32'} ({why}) with their own "
+            f"gradients and optimizer states" + ("; bf16 autocast" if memory.autocasts(precision) else ""))
 
 
 def _rlhf_assumptions(settings: TrainSettings, knobs: MemoryKnobs, timing) -> list[str]:

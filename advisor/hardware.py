@@ -60,6 +60,11 @@ class Hardware:
     note: str = ""
     aliases: tuple[str, ...] = ()
     patterns: tuple[str, ...] = ()
+    # Fixed seconds per training micro-step (Python, op dispatch, Trainer bookkeeping) on top
+    # of the FLOPs: what dominates small models.  None: not measured for this device.
+    step_overhead_s: float | None = None
+    step_overhead_source: str = ""
+    cores: int | None = None  # CPU rows: cores the peak counts (training threads use them)
 
     def __post_init__(self) -> None:
         if self.kind not in USABLE_FRACTION:
@@ -155,6 +160,8 @@ def _build(row: dict[str, Any], path: Path | None = None, where: str = "") -> Ha
         row[key] = tuple(row.get(key) or ())
     if row.get("memory_gib") is None and row.get("kind") == "cpu":
         row["memory_gib"] = _this_machine_ram_gib()  # the built-in `cpu` row: this machine
+    if row.get("kind") == "cpu" and row.get("fp32_tflops") is None:
+        row.update(_this_machine_cpu_peak())
     try:
         return Hardware(**row)
     except TypeError as exc:
@@ -191,6 +198,50 @@ def _apply_user_file(rows: list[dict[str, Any]], path: Path) -> list[dict[str, A
         rows[by_name[key]] = {**rows[by_name[key]], "usd_per_hour": float(price),
                               "price_source": f"user file {path.name}", "price_date": ""}
     return rows
+
+
+# fp32 FLOPs per cycle per core: two FMA pipes x vector lanes x 2 (multiply + add).  AVX-512
+# server cores (Skylake-SP and later, Zen 4/5): 2 x 16 x 2; AVX2 + FMA (Haswell and later,
+# Zen 1-3): 2 x 8 x 2; AVX without FMA: 2 x 8 (add + multiply pipes); else SSE 2 x 4.
+# Sources: Intel 64 and IA-32 Optimization Reference Manual (FMA throughput 2/cycle);
+# AMD Zen 2/3 software optimization guides (two 256-bit FMA pipes).
+CPU_FLOPS_PER_CYCLE = (("avx512f", 64), ("fma", 32), ("avx", 16))
+CPU_DEFAULT_GHZ = 3.0  # when the clock cannot be read (assumption)
+
+
+def _this_machine_cpu_peak() -> dict[str, Any]:
+    """fp32 peak of this machine's CPU: cores x FLOPs/cycle x clock (from /proc/cpuinfo on Linux).
+
+    bf16 is not faster on CPUs without AMX (it converts to fp32), and tunewise trains in fp32
+    on CPU, so bf16_tflops = fp32_tflops.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    flags, mhz = _cpuinfo()
+    per_cycle = next((n for flag, n in CPU_FLOPS_PER_CYCLE if flag in flags), 8)
+    ghz = mhz / 1000 if mhz else CPU_DEFAULT_GHZ
+    tflops = cores * per_cycle * ghz / 1000
+    how = "/proc/cpuinfo" if mhz else f"assumed {CPU_DEFAULT_GHZ} GHz"
+    return {"fp32_tflops": tflops, "bf16_tflops": tflops, "cores": cores,
+            "tflops_source": f"derived: {cores} cores x {per_cycle} fp32 FLOP/cycle x {ghz:.2f} GHz ({how})"}
+
+
+def _cpuinfo() -> tuple[set[str], float | None]:
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return set(), None
+    flags: set[str] = set()
+    mhz = None
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "flags" and not flags:
+            flags = set(value.split())
+        elif key.strip() == "cpu MHz" and mhz is None:
+            try:
+                mhz = float(value)
+            except ValueError:
+                mhz = None
+    return flags, mhz
 
 
 def _this_machine_ram_gib() -> float:

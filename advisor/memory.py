@@ -1,30 +1,44 @@
 """Peak memory per device for one training configuration, by component.
 
-Bytes per parameter (sources in reference memory_formulas.md §1-2, §5):
-* weights: bf16/fp16 2, fp32 4; "amp" (fp32 master + 16-bit autocast copies) 6 (HF docs
-  "model memory anatomy"); NF4 0.5 + quantisation constants 4/64 (one fp32 absmax per 64
-  weights) or, with double quantisation, 1/64 + 4/(64*256) (QLoRA §3).  bitsandbytes only
-  quantises nn.Linear/Conv1D: embeddings, lm_head (transformers `get_keys_to_not_convert`),
-  norms and, in transformers 5, fused MoE expert tensors stay 16-bit.
-* gradients: the trainable parameters' dtype (2 for pure bf16, 4 for fp32/amp masters).
-* AdamW: two states in the parameter dtype (4 in pure bf16, 8 in fp32); 8-bit AdamW 2
-  (bitsandbytes blockwise); plain SGD (HF `optim="sgd"`, no momentum) 0.  ZeRO (arXiv
-  1910.02054): stage 1 shards optimizer states, 2 also gradients, 3 also weights, over N.
-* LoRA adapters train in fp32 (PEFT `autocast_adapter_dtype=True`): 4 B weights + 4 B
-  grads + optimizer states per adapter parameter.
+Precision (what `TrainSettings.precision` means everywhere: here and in runners/translate.py):
+* bf16 -- pure bf16: every weight loaded in bf16, trainable ones updated in bf16 (bf16
+  gradients, AdamW states in the parameter dtype), no autocast: 2 + 2 + 4 = 8 B/param
+  before activations (LLaMA-Factory "pure_bf16", torchtune's default; memory_formulas.md §2).
+* amp -- fp32 master weights with bf16 autocast (fp16 on GPUs without bf16): 4 + 4 + 8 =
+  16 B/param (ZeRO paper's mixed-precision Adam, arXiv:1910.02054 §3), plus the 16-bit
+  copies autocast makes of every weight during the forward (2 B/param while the loss is
+  computed; torch.autocast caches casts of leaf parameters until the forward exits).
+* fp16 -- like amp with fp16 autocast and a GradScaler: fp16 master weights cannot train
+  (GradScaler refuses fp16 gradients; pure fp16 diverges), so the masters stay fp32.
+* fp32 -- everything in fp32, no autocast.
+A frozen base (LoRA, QLoRA, references, reward models) never has masters: it is loaded in
+the compute dtype (bf16/fp16, fp32 for fp32).  LoRA adapters are trainable weights: bf16
+under pure bf16, fp32 under amp/fp16/fp32 (PEFT `autocast_adapter_dtype=True`); QLoRA
+adapters are always bf16 (trl 1.16 `SFTTrainer` casts them, QLoRA paper §3).
 
-The peak is the larger of two moments (training memory timeline): the start of backward
-(all activations + the loss/logits spike + the head's gradient) and the end of backward
-(all gradients + one recomputed layer).  Gradient accumulation keeps the gradients at both.
-A paged optimizer's states live in CUDA unified memory: they count in the total but can be
-evicted to CPU RAM, so they are reported as `pageable`.
+Other bytes per parameter (sources in reference memory_formulas.md §1-2, §5):
+* NF4 0.5 + quantisation constants 4/64 (one fp32 absmax per 64 weights) or, with double
+  quantisation, 1/64 + 4/(64*256) (QLoRA §3).  bitsandbytes only quantises nn.Linear/
+  Conv1D: embeddings, lm_head (transformers `get_keys_to_not_convert`), norms and, in
+  transformers 5, fused MoE expert tensors stay 16-bit.
+* AdamW: two states in the parameter dtype; 8-bit AdamW 2 (bitsandbytes blockwise); plain
+  SGD (HF `optim="sgd"`, no momentum) 0.  ZeRO (arXiv 1910.02054): stage 1 shards
+  optimizer states, 2 also gradients, 3 also weights, over N.
+
+The peak is the larger of two moments (training memory timeline): the end of the forward
+(all activations + the loss spike + the head's gradient + autocast weight copies) and the
+end of backward (all gradients + one recomputed layer).  Gradient accumulation keeps the
+gradients at both.  A paged optimizer's states live in CUDA unified memory: they count in
+the total but can be evicted to CPU RAM, so they are reported as `pageable`.
 
 The overhead is the CUDA context plus the caching allocator's reserve over what tensors
-use; both are fitted once, globally, against published measurements (see the constants).
+use (fitted once, globally, against published measurements), or on CPU/Apple the
+resident runtime plus the host allocator's share (see the constants).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from advisor import activations as act
@@ -55,21 +69,29 @@ NF4_DOUBLE_QUANT_BYTES = 1 / 64 + 4 / (64 * 256)
 @dataclass(frozen=True)
 class MemoryKnobs:
     """Framework features that change memory.  Defaults describe tunewise's runners
-    (transformers Trainer / TRL, PEFT, bitsandbytes); the accuracy benchmark sets them from
-    what each published measurement states (e.g. torchtune's chunked loss)."""
+    (transformers Trainer / TRL 1.16, PEFT, bitsandbytes); the accuracy benchmark sets them
+    from what each published measurement states (e.g. torchtune's chunked loss)."""
 
     attention: str = "sdpa"  # "sdpa" | "flash" | "eager"
-    chunked_loss: bool = False
+    # "fused": trl's fused LM head (add_fused_lm_head, what every tunewise trainer uses);
+    # "chunked": torchtune's chunked cross-entropy; "hf": transformers' loss on full logits.
+    loss: str = "fused"
     optimizer_in_backward: bool = False  # torchtune: gradients freed as soon as applied
     preference_adapter: bool = True  # DPO/RLHF train LoRA; the reference is the disabled adapter
     precompute_reference: bool = False  # TRL precompute_ref_log_probs
     double_quant: bool = True
-    adapter_bytes: int = 4  # PEFT keeps adapters in fp32 by default
+    adapter_bytes: int | None = None  # None: as the runners do (see adapter_weight_bytes)
     activation_offload: bool = False
     rlhf_response_tokens: int | None = None  # None: TrainSettings.rlhf_response_tokens
     rlhf_algorithm: str = "rloo"  # what runners/rlhf.py runs; "ppo" adds a value model
     rlhf_sft_stage: bool = True  # RLHF time includes step 1 (SFT); False when reusing an SFT run
     compiled: bool = False  # torch.compile (torchtune recipes); tunewise runners run eager
+    # None: from the device: CUDA runs fused kernels (dropout keeps a 1-byte mask, trl's loss
+    # folds logits tiles in Triton); CPU/MPS run PyTorch's composite ops (dropout keeps its
+    # noise tensor in the input dtype, the loss tiles are upcast to fp32 in torch).
+    fused_kernels: bool | None = None
+    # None: as runners/translate.py chooses: `adamw_torch_fused` on CUDA, foreach AdamW elsewhere
+    fused_optimizer: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -100,15 +122,34 @@ class MemoryBreakdown:
         return {**parts, "total": round(sum(parts.values()), 2)}
 
 
-def weight_bytes_per_param(precision: str) -> float:
-    return {"bf16": 2.0, "fp16": 2.0, "fp32": 4.0, "amp": 6.0}[precision]
-
-
 def master_bytes(precision: str) -> float:
-    """Bytes of a trainable parameter's gradient / optimizer-state element."""
-    # Pure 16-bit training keeps grads and Adam states in bf16; fp16 cannot train without fp32
-    # masters (GradScaler refuses fp16 params), so it behaves like amp.
+    """Bytes of one trainable weight and of its gradient: 2 in pure bf16, else 4 (fp32 masters)."""
     return 2.0 if precision == "bf16" else 4.0
+
+
+def compute_bytes(precision: str) -> int:
+    """Bytes of an activation element and of a frozen (never updated) weight."""
+    return 4 if precision == "fp32" else 2
+
+
+def autocasts(precision: str) -> bool:
+    """amp/fp16 run the forward under torch.autocast; bf16 and fp32 need no casts."""
+    return precision in ("amp", "fp16")
+
+
+def weight_bytes_per_param(precision: str) -> float:
+    """Resident bytes per weight of a fully trained model (its master copy)."""
+    return master_bytes(precision)
+
+
+def adapter_weight_bytes(method: Method, precision: str, knobs: MemoryKnobs) -> int:
+    """dtype bytes of LoRA adapter weights: QLoRA bf16 (trl casts them, QLoRA §3); LoRA the
+    trainable dtype of the precision (PEFT upcasts to fp32 unless the run is pure bf16)."""
+    if knobs.adapter_bytes is not None:
+        return knobs.adapter_bytes
+    if method is Method.QLORA:
+        return 2
+    return int(master_bytes(precision))
 
 
 def optimizer_bytes_per_param(optimizer: str, state_bytes: float) -> float:
@@ -127,7 +168,7 @@ def quantized_weight_bytes(spec: ModelSpec, precision: str, double_quant: bool) 
         linear += spec.sparse_layers * sum(i * o for p, i, o in spec.layer_linears if "shared" in p)
     per_q = NF4_BYTES + (NF4_DOUBLE_QUANT_BYTES if double_quant else NF4_ABSMAX_BYTES)
     other = spec.params - linear
-    return linear * per_q + other * (4.0 if precision == "fp32" else 2.0)
+    return linear * per_q + other * compute_bytes(precision)
 
 
 def estimate_memory(
@@ -143,6 +184,10 @@ def estimate_memory(
     """Peak memory per device (see the module docstring for every term)."""
     from advisor import memory_methods
 
+    on_gpu = hardware.kind == "gpu"  # CUDA/ROCm kernels on GPUs; PyTorch composite ops on CPU/MPS
+    knobs = dataclasses.replace(
+        knobs, fused_kernels=on_gpu if knobs.fused_kernels is None else knobs.fused_kernels,
+        fused_optimizer=on_gpu if knobs.fused_optimizer is None else knobs.fused_optimizer)
     parts = memory_methods.components(spec, method, settings, adapter, gpus=gpus, knobs=knobs)
     overhead_bytes = ALLOCATOR_RESERVE * parts["allocated_no_paged"]
     if hardware.kind == "gpu":
@@ -162,18 +207,25 @@ def estimate_memory(
 
 def activation_inputs(
     spec: ModelSpec, settings: TrainSettings, *, sequences: int, full_train: bool,
-    adapter: AdapterPlan | None, knobs: MemoryKnobs,
+    adapter: AdapterPlan | None, knobs: MemoryKnobs, method: Method = Method.LORA,
 ) -> act.ActivationInputs:
+    """What activations.py needs, from the settings and the knobs (`fused_kernels` resolved)."""
+    precision = settings.precision
     return act.ActivationInputs(
         tokens=sequences * settings.seq_len,
         seq_len=settings.seq_len,
-        act_bytes=4 if settings.precision == "fp32" else 2,
+        act_bytes=compute_bytes(precision),
         full_train=full_train,
         adapted=tuple(m for m in (adapter.modules if adapter else ()) if m != "lm_head"),
-        lora_dropout=settings.lora_dropout > 0,
+        # trl's DPO and reward trainers set every dropout to p=0 (DPOConfig.disable_dropout)
+        lora_dropout=settings.lora_dropout > 0 and method is not Method.DPO,
         checkpointing=settings.gradient_checkpointing,
         attention=knobs.attention,
-        logits_bytes=act.LOGITS_BYTES_CHUNKED if knobs.chunked_loss else act.LOGITS_BYTES_HF,
+        loss=knobs.loss,
         lm_head_trains=full_train or bool(adapter and "lm_head" in adapter.modules),
         compiled=knobs.compiled,
+        autocast=autocasts(precision),
+        adapter_bytes=adapter_weight_bytes(method, precision, knobs),
+        fused_kernels=knobs.fused_kernels is not False,
+        head_weight_bytes=int(master_bytes(precision)) if full_train else compute_bytes(precision),
     )

@@ -2,12 +2,14 @@
 
 prompt  inference only: 16-bit weights, the KV cache of batch x seq tokens, one layer's
         transient activations and the 16-bit + fp32 logits of a scoring pass.
-lora    frozen 16-bit base + fp32 adapter, its gradients and optimizer states.
-qlora   the same on an NF4 base.
+lora    frozen 16-bit base + the adapter (its dtype: advisor/memory.py), its gradients and
+        optimizer states.
+qlora   the same on an NF4 base, bf16 adapters (trl).
 full    every weight trains: weights, gradients and optimizer states of all of them.
 dpo     chosen and rejected completions run in one batch (2 x batch sequences, trl
         DPOTrainer concatenates them).  With an adapter (default) the reference is the base
-        with the adapter disabled (no second copy); without, a frozen second model unless
+        with the adapter disabled (no second copy); without, a frozen second model in the
+        policy's dtype (trl DPOTrainer loads it with dtype=model.dtype) unless
         reference log-probs are precomputed (trl docs, memory_formulas.md §6).
 rlhf    the policy stage, which holds the most (runners/rlhf.py).  RLOO (what tunewise runs;
         trl 1.16 has no PPO): a trainable policy, a frozen reference and a frozen reward
@@ -28,10 +30,12 @@ from advisor.lora import AdapterPlan
 from advisor.memory import (
     MemoryKnobs,
     activation_inputs,
+    adapter_weight_bytes,
+    autocasts,
+    compute_bytes,
     master_bytes,
     optimizer_bytes_per_param,
     quantized_weight_bytes,
-    weight_bytes_per_param,
 )
 from advisor.models import ModelSpec
 from tunewise.methods import Method
@@ -51,7 +55,7 @@ def components(
     sequences = settings.batch_size * (2 if method is Method.DPO else 1)
     shard = _Sharding(settings, gpus)
     inputs = activation_inputs(spec, settings, sequences=sequences, full_train=not with_adapter,
-                               adapter=adapter if with_adapter else None, knobs=knobs)
+                               adapter=adapter if with_adapter else None, knobs=knobs, method=method)
     acts = act.activation_bytes(spec, inputs)
     if knobs.activation_offload:
         acts["stored"] = acts["stored"] / spec.n_layers  # checkpoints live in CPU RAM
@@ -62,7 +66,8 @@ def components(
     value_model = method is Method.RLHF and knobs.rlhf_algorithm == "ppo"
     copies = 2 if value_model else 1  # PPO: policy + value train together
     if method is Method.DPO and not with_adapter and not knobs.precompute_reference:
-        parts["weights"] += spec.params * 2.0 / shard.weights  # frozen 16-bit reference
+        # trl loads the reference in the policy's dtype (DPOTrainer: dtype=self.model.dtype)
+        parts["weights"] += spec.params * master_bytes(settings.precision) / shard.weights
     if method is Method.RLHF:
         parts = _rlhf_extra(spec, settings, parts, with_adapter, shard, value_model=value_model)
     parts.update(_peak(parts, acts, copies, settings.grad_accum > 1))
@@ -88,22 +93,34 @@ class _Sharding:
 def _full_parts(spec: ModelSpec, settings: TrainSettings, shard: _Sharding, knobs: MemoryKnobs) -> dict:
     prec = settings.precision
     n = spec.params
-    gb = master_bytes(prec)
-    weights = n * weight_bytes_per_param(prec) / shard.weights
+    mb = master_bytes(prec)
+    weights = n * mb / shard.weights
     if shard.weights > 1:  # FSDP/ZeRO-3 all-gathers about two layers at a time (prefetch)
-        weights += 2 * _layer_params(spec) * weight_bytes_per_param(prec)
-    grads_all = n * gb / shard.gradients
-    head = (spec.lm_head_params or spec.embedding_params) * gb / shard.gradients
+        weights += 2 * _layer_params(spec) * compute_bytes(prec)
+    grads_all = n * mb / shard.gradients
+    head = (spec.lm_head_params or spec.embedding_params) * mb / shard.gradients
     if knobs.optimizer_in_backward:
         grads_all = head  # each gradient is applied and freed during backward
     if shard.ddp_buckets:
         grads_all *= 2  # DDP's flat all-reduce buckets hold a second copy of the gradients
-    optimizer = 0.0 if shard.offload else n * optimizer_bytes_per_param(settings.optimizer, gb) / shard.optimizer
+    optimizer = 0.0 if shard.offload else n * optimizer_bytes_per_param(settings.optimizer, mb) / shard.optimizer
     if shard.offload and shard.weights > 1:
-        weights = 2 * _layer_params(spec) * weight_bytes_per_param(prec)
+        weights = 2 * _layer_params(spec) * compute_bytes(prec)
     pageable = optimizer if settings.optimizer.startswith("paged") else 0.0
+    # autocast caches a 16-bit copy of every matmul weight until the forward (and loss) ends;
+    # with checkpointing, backward re-casts one layer at a time
+    layer_casts = 2.0 * _layer_params(spec) if autocasts(prec) else 0.0
     return {"weights": weights, "grads_all": grads_all, "grads_head": head, "optimizer": optimizer,
-            "adapter": 0.0, "pageable": pageable}
+            "adapter": 0.0, "pageable": pageable, "forward_casts": layer_casts * spec.n_layers,
+            "layer_casts": layer_casts if settings.gradient_checkpointing else 0.0,
+            "step_temp": _step_temp(settings, knobs, n * mb / shard.optimizer)}
+
+
+def _step_temp(settings: TrainSettings, knobs: MemoryKnobs, trainable_bytes: float) -> float:
+    """torch's foreach AdamW (no fused kernel: CPU/MPS) allocates sqrt(v) for every parameter
+    (torch/optim/adamw.py `_multi_tensor_adamw`: `exp_avg_sq_sqrt = torch._foreach_sqrt(...)`);
+    CUDA runs `adamw_torch_fused` (runners/translate.py), bitsandbytes updates in place."""
+    return trainable_bytes if settings.optimizer == "adamw" and knobs.fused_optimizer is False else 0.0
 
 
 def _layer_params(spec: ModelSpec) -> float:
@@ -118,26 +135,28 @@ def _adapter_parts(
     if method is Method.QLORA:
         base = quantized_weight_bytes(spec, prec, knobs.double_quant)
     else:
-        base = spec.params * weight_bytes_per_param(prec)
+        base = spec.params * compute_bytes(prec)  # a frozen base has no masters
     per_param = base / spec.params
     base /= shard.weights
     if shard.weights > 1:  # two layers all-gathered at a time (FSDP prefetch / ZeRO-3 live params)
         base += 2 * _layer_params(spec) * per_param
     n_adapter = adapter.trainable_params if adapter else 0
-    ab = 4 if prec == "fp32" else knobs.adapter_bytes
+    ab = adapter_weight_bytes(method, prec, knobs)
     adapter_w = n_adapter * ab / shard.weights
     grads = n_adapter * ab / shard.gradients
     if shard.ddp_buckets:
         grads *= 2
     optimizer = 0.0 if shard.offload else n_adapter * optimizer_bytes_per_param(settings.optimizer, ab) / shard.optimizer
     pageable = optimizer if settings.optimizer.startswith("paged") else 0.0
+    casts = 2.0 * n_adapter if autocasts(prec) and ab == 4 else 0.0
     # Adapter gradients exist in both peak moments (they are tiny next to the base).
     return {"weights": base, "grads_all": grads, "grads_head": grads, "optimizer": optimizer,
-            "adapter": adapter_w, "pageable": pageable}
+            "adapter": adapter_w, "pageable": pageable, "forward_casts": casts, "layer_casts": 0.0,
+            "step_temp": _step_temp(settings, knobs, n_adapter * ab)}
 
 
 def _rlhf_extra(spec, settings, parts, with_adapter, shard, *, value_model: bool) -> dict:
-    frozen = spec.params * (4.0 if settings.precision == "fp32" else 2.0) / shard.weights
+    frozen = spec.params * compute_bytes(settings.precision) / shard.weights
     if with_adapter:
         # the reward model's base; the reference is the policy's base with its adapter off,
         # or (a continued SFT adapter, runners/rlhf.py's default) trl's frozen "ref" adapter copy
@@ -156,18 +175,26 @@ def _rlhf_extra(spec, settings, parts, with_adapter, shard, *, value_model: bool
 
 
 def _peak(parts: dict, acts: dict, copies: int, accumulating: bool) -> dict:
-    """Pick the larger of the two peak moments (start vs end of backward)."""
+    """Pick the largest of three moments: the end of the forward (activations, the loss spike,
+    autocast's weight copies), the end of backward (all gradients, one recomputed layer), and
+    the optimizer step (all gradients and the step's temporaries).  Transients are reported
+    as activations (the step's as optimizer)."""
     start_grads = parts["grads_all"] if accumulating else parts["grads_head"]
-    start = copies * (acts["stored"] + max(acts["logits"], acts["recompute"])) + start_grads
-    end = parts["grads_all"] + copies * acts["recompute"]
-    if start >= end:
+    casts = parts.get("forward_casts", 0.0)
+    start = copies * (acts["stored"] + max(acts["logits"], acts["recompute"]) + casts) + start_grads
+    end = parts["grads_all"] + copies * (acts["recompute"] + parts.get("layer_casts", 0.0))
+    step = parts["grads_all"] + parts.get("step_temp", 0.0)
+    if start >= max(end, step):
         return {"gradients": start_grads, "activations": start - start_grads}
-    return {"gradients": parts["grads_all"], "activations": copies * acts["recompute"]}
+    if end >= step:
+        return {"gradients": parts["grads_all"], "activations": end - parts["grads_all"]}
+    return {"gradients": parts["grads_all"], "activations": 0.0,
+            "optimizer": parts["optimizer"] + parts["step_temp"]}
 
 
 def _kv_cache(spec: ModelSpec, settings: TrainSettings, knobs: MemoryKnobs) -> float:
     """K and V of every layer for the generation batch, prompt + response tokens each."""
-    a = 4 if settings.precision == "fp32" else 2
+    a = compute_bytes(settings.precision)
     batch = settings.batch_size * (1 if knobs.rlhf_algorithm == "ppo" else settings.grad_accum)
     response = knobs.rlhf_response_tokens or settings.rlhf_response_tokens
     tokens = batch * (settings.seq_len + response)
@@ -175,7 +202,7 @@ def _kv_cache(spec: ModelSpec, settings: TrainSettings, knobs: MemoryKnobs) -> f
 
 
 def _inference(spec: ModelSpec, settings: TrainSettings) -> dict:
-    a = 4 if settings.precision == "fp32" else 2
+    a = compute_bytes(settings.precision)
     tokens = settings.batch_size * settings.seq_len
     kv = 2.0 * spec.n_layers * spec.n_kv_heads * spec.head_dim * a * tokens
     transient = (4 * spec.hidden + 3 * spec.intermediate) * a * tokens

@@ -17,7 +17,9 @@ row itself states, with these rules (no row is special-cased):
   "+ Chunked Cross Entropy"), torch.compile, fusing the optimizer step into backward,
   activation offloading, FSDP/ZeRO-3 sharding.  torchtune and PEFT MetaMathQA LoRA use
   lora_dropout 0; the PEFT example scripts 0.1.  torchtune keeps adapters in the model dtype
-  (bf16); PEFT upcasts them to fp32.
+  (bf16); PEFT upcasts them to fp32.  Precision: "bf16 mixed"/AMP rows are "amp" (fp32
+  masters + autocast), plain or "pure" bf16 rows are pure bf16; losses are transformers'
+  (full fp32 logits) unless the row uses torchtune's chunked cross-entropy.
 * rows we cannot model are listed with the reason and left out of the statistics:
   encoder-decoder models (T0/mT0), CPU offload of parameters or optimizer, LoRA variants
   other than LoRA (DoRA, LoHa, VeRA, LoRA-FA), unstated batch sizes, ranges that include
@@ -212,7 +214,14 @@ def _optimizer(raw: str) -> str:
 
 
 def _precision(raw: str) -> str:
-    return "fp32" if "fp32" in raw or raw.startswith("not stated") else "bf16"
+    """The row's training precision in tunewise's terms (advisor/memory.py): "bf16 mixed"/AMP
+    = fp32 masters + autocast ("amp"); plain or "pure" bf16 = pure bf16."""
+    low = raw.lower()
+    if "fp32" in low or low.startswith("not stated"):
+        return "fp32"
+    if "mixed" in low or ("amp" in low and "no amp" not in low):
+        return "amp"
+    return "bf16"
 
 
 def _knobs(row: dict[str, str], text: str) -> MemoryKnobs:
@@ -227,9 +236,11 @@ def _knobs(row: dict[str, str], text: str) -> MemoryKnobs:
     compiled = "compile on" in text.lower() or (flags_table and (adapter_row or level >= 2))
     in_bwd = "optimizer_in_bwd" in text and not (flags_table and adapter_row)
     attention = "flash" if "flash-attn on" in text else "sdpa"
-    return MemoryKnobs(attention=attention, chunked_loss=chunked, compiled=compiled,
+    return MemoryKnobs(attention=attention, loss="chunked" if chunked else "hf", compiled=compiled,
                        optimizer_in_backward=in_bwd, activation_offload="activation offload" in text,
-                       adapter_bytes=2 if torchtune else 4)  # torchtune keeps LoRA in the model dtype
+                       # torchtune keeps LoRA in the model dtype (the precision says it); PEFT
+                       # upcasts adapters to fp32 even on a pure-bf16 base (autocast_adapter_dtype)
+                       adapter_bytes=None if torchtune else 4)
 
 
 def _flag_level(technique: str) -> int:

@@ -34,9 +34,12 @@ METHODS = ("full", "lora", "qlora", "dpo")  # dpo = LoRA DPO (the runners' defau
 SETTINGS = ((4, 2048, True), (1, 512, False), (2, 4096, True))  # batch, seq, checkpointing
 QUICK_MODELS, QUICK_SETTINGS = MODELS[:2], SETTINGS[:2]
 PARTS = ("weights", "adapter", "gradients", "optimizer", "activations")
-FIELDS = ("model", "method", "batch_size", "seq_len", "gradient_checkpointing", "traced_peak",
+FIELDS = ("model", "method", "precision", "batch_size", "seq_len", "gradient_checkpointing", "traced_peak",
           *(f"traced_{p}" for p in PARTS), "peak_phase", "trainable_params", "seconds", "versions")
 TARGET_MEDIAN = 0.05
+# Rows stored before the `precision` column were traced with the runners' former "bf16"
+# recipe: fp32 masters (full) / fp32 LoRA adapters with bf16 autocast -- today's "amp".
+TRACED_BEFORE_PRECISION_COLUMN = "amp"
 GIB = 1024**3
 # Why a component is off, as found by tracing (printed only while that component is off).
 CAUSES = {
@@ -64,7 +67,7 @@ CAUSES = {
 }
 
 
-def trace_grid(models, settings_grid, log=print) -> list[dict]:
+def trace_grid(models, settings_grid, log=print, methods=METHODS, precision: str = "bf16") -> list[dict]:
     """Trace every (model, method, batch, seq, checkpointing) point; rows for the CSV."""
     from runners.trace import trace_extrapolated
     from runners.trace_compare import traced_parts
@@ -72,12 +75,13 @@ def trace_grid(models, settings_grid, log=print) -> list[dict]:
 
     rows = []
     for model in models:
-        for method in METHODS:
+        for method in methods:
             for batch, seq, gc in settings_grid:
-                s = TrainSettings(batch_size=batch, seq_len=seq, gradient_checkpointing=gc)
+                s = TrainSettings(batch_size=batch, seq_len=seq, gradient_checkpointing=gc, precision=precision)
                 result = trace_extrapolated(model, method, s)
                 parts = traced_parts(result)
-                rows.append({"model": model, "method": method, "batch_size": batch, "seq_len": seq,
+                rows.append({"model": model, "method": method, "precision": precision,
+                             "batch_size": batch, "seq_len": seq,
                              "gradient_checkpointing": gc, "traced_peak": result.peak_bytes / GIB,
                              **{f"traced_{p}": parts[p] for p in PARTS},
                              "peak_phase": result.peak_phase, "trainable_params": result.trainable_params,
@@ -114,9 +118,12 @@ def analytic(row: dict) -> dict[str, float]:
     from tunewise.settings import TrainSettings
 
     s = TrainSettings(batch_size=int(row["batch_size"]), seq_len=int(row["seq_len"]),
-                      gradient_checkpointing=str(row["gradient_checkpointing"]) == "True")
+                      gradient_checkpointing=str(row["gradient_checkpointing"]) == "True",
+                      precision=row.get("precision") or TRACED_BEFORE_PRECISION_COLUMN)
+    # The trace runs PyTorch's CPU kernels on fake tensors (composite dropout and loss tiles)
+    # and the fused AdamW the runners use on CUDA.
     est = estimate(resolve_model(row["model"]), Method(row["method"]), resolve_hardware("h200"), s,
-                   knobs=MemoryKnobs(preference_adapter=True))
+                   knobs=MemoryKnobs(preference_adapter=True, fused_kernels=False, fused_optimizer=True))
     return est.memory_gib
 
 
@@ -216,17 +223,33 @@ def write_rows(rows: list[dict]) -> None:
     atomic_write_text(RESULTS, buf.getvalue())
 
 
+def _kept_rows(methods: tuple[str, ...], precision: str) -> list[dict]:
+    """Stored rows a partial retrace does not replace."""
+    if not RESULTS.exists():
+        return []
+    with RESULTS.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for row in rows:
+        row["precision"] = row.get("precision") or TRACED_BEFORE_PRECISION_COLUMN
+    return [r for r in rows if not (r["method"] in methods and r["precision"] == precision)]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--retrace", action="store_true", help="trace the grid again and store it")
     parser.add_argument("--quick", action="store_true", help="with --retrace: 2 models x 2 settings")
     parser.add_argument("--validate", action="store_true", help="also check the depth extrapolation")
     parser.add_argument("--no-rows", action="store_true", help="only the summary")
+    parser.add_argument("--methods", default=",".join(METHODS),
+                        help="with --retrace: these methods only (their stored rows at --precision are replaced)")
+    parser.add_argument("--precision", default="bf16", help="with --retrace: the precision to trace")
     args = parser.parse_args(argv)
     log = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
     if args.retrace:
         models, grid = (QUICK_MODELS, QUICK_SETTINGS) if args.quick else (MODELS, SETTINGS)
-        write_rows(trace_grid(models, grid, log))
+        methods = tuple(args.methods.split(","))
+        new = trace_grid(models, grid, log, methods=methods, precision=args.precision)
+        write_rows(_kept_rows(methods, args.precision) + new)
     if args.validate:
         print("\n".join(validate(log)) + "\n")
     print(table(show_rows=not args.no_rows))

@@ -62,7 +62,7 @@ class Runtime:
     """Where and in which number format training actually runs, and why."""
 
     device: str  # cpu | cuda
-    precision: str  # fp32 | bf16 | fp16 (resolved; "amp" never survives resolution)
+    precision: str  # bf16 (pure) | amp (fp32 masters + bf16 autocast) | fp16 | fp32, as resolved
     reason: str
     world_size: int = 1
     rank: int = 0
@@ -174,9 +174,12 @@ def resolve_runtime(
 ) -> Runtime:
     """Pick the device and the number format, with the reason (recorded in the run).
 
-    CPU trains in fp32 unless the user forced a format with --precision: bf16 autocast on
-    CPU is slow or unsupported for many kernels, and fp16 is not supported at all.  On CUDA
-    "bf16"/"amp" fall back to fp16 on GPUs without bf16 (pre-Ampere).
+    Formats (advisor/memory.py states the same semantics): "bf16" pure bf16 (weights loaded
+    and updated in bf16, no autocast); "amp" fp32 master weights + bf16 autocast; "fp16" fp32
+    masters + fp16 autocast with loss scaling; "fp32".  CPU trains in fp32 unless the user
+    forced a format with --precision (bf16 kernels are slow or missing for many CPU ops; fp16
+    training is not supported there).  On CUDA without bf16 (pre-Ampere) "bf16" and "amp"
+    become "fp16" mixed precision: pure fp16 training is unstable, fp16 needs fp32 masters.
     """
     import torch
 
@@ -189,18 +192,17 @@ def resolve_runtime(
     device = "cuda" if requested == "cuda" or (requested == "auto" and has_cuda) else "cpu"
     if device == "cpu":
         if forced and precision == "fp16":
-            raise InputError("fp16 training is not supported on CPU; use fp32 or bf16", field="precision")
-        if forced and precision == "bf16":
-            chosen, reason = "bf16", "bf16 forced by --precision on CPU"
+            raise InputError("fp16 training is not supported on CPU; use fp32, bf16 or amp", field="precision")
+        if forced and precision in ("bf16", "amp"):
+            chosen, reason = precision, f"{precision} forced by --precision on CPU"
         else:
-            chosen, reason = "fp32", f"CPU: fp32 instead of the plan's {precision} (bf16 autocast is slow on CPU)"
+            chosen, reason = "fp32", f"CPU: fp32 instead of the plan's {precision} (bf16 is slow on CPU)"
         threads = _cpu_threads(world_size, model_params)
         torch.set_num_threads(threads)
         return Runtime("cpu", chosen, reason, world_size, rank, local_rank, threads)
     bf16_ok = torch.cuda.is_bf16_supported()
-    if precision in ("bf16", "amp"):
-        chosen = "bf16" if bf16_ok else "fp16"
-        reason = "bf16 supported" if bf16_ok else "GPU lacks bf16: fp16 mixed precision instead"
+    if precision in ("bf16", "amp") and not bf16_ok:
+        chosen, reason = "fp16", "GPU lacks bf16: fp16 mixed precision (fp32 master weights) instead"
     else:
         chosen, reason = precision, f"{precision} as planned"
     return Runtime("cuda", chosen, reason, world_size, rank, local_rank, None)

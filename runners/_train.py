@@ -19,6 +19,7 @@ from typing import Any
 from runners._callbacks import MetricsLog, Progress, StopOnSignal
 from runners._common import RunContext, RunInterrupted
 from runners._memory import PeakMemoryMeter
+from runners.translate import adapters_in_compute_dtype
 from tunewise.atomic import atomic_write_json
 from tunewise.errors import InputError, RunFailedError
 
@@ -75,6 +76,10 @@ def train_and_measure(trainer, ctx: RunContext, watchers: Watchers) -> None:
     if ctx.resume_from and ctx.runtime.is_main:
         _trim_metrics(ctx.run_dir / "metrics.jsonl", ctx.resume_from)
     tokens_before = _tokens_in_checkpoint(ctx.resume_from)
+    if adapters_in_compute_dtype(trainer.model, ctx.runtime):  # before the optimizer holds states
+        note = "pure bf16: LoRA adapters cast to bf16 (PEFT loads them in fp32)"
+        ctx.notes.append(note)
+        record.config.setdefault("notes", []).append(note)
     meter.start()
     start, cpu_start = time.perf_counter(), time.process_time()
     try:

@@ -56,7 +56,8 @@ def launch(plan: Plan, run_dir: Path, options: RunOptions, mode: str) -> RunReco
 
 def accelerate_config(num_processes: int, on_cpu: bool, precision: str) -> dict:
     """An accelerate config file (the keys `accelerate config` writes) for local DDP."""
-    mixed = "no" if on_cpu or precision == "fp32" else ("fp16" if precision == "fp16" else "bf16")
+    # autocast only for mixed precision ("amp", "fp16"); pure bf16 needs none (advisor/memory.py)
+    mixed = "no" if on_cpu or precision in ("fp32", "bf16") else ("fp16" if precision == "fp16" else "bf16")
     return {
         "compute_environment": "LOCAL_MACHINE",
         "distributed_type": "MULTI_GPU",  # torchrun-style local processes; see the module docstring

@@ -9,11 +9,13 @@ optimizer step -- while `LiveTensorTracker` counts live storage bytes.  Nothing 
 allocated, so Llama-2-70B traces in about a minute on a laptop CPU.
 
 What the trace reproduces (sources: runners.translate, trl 1.16 `SFTTrainer`/`DPOTrainer`,
-the transformers Trainer), traced as a CUDA run with bf16:
-- loading as runners.translate does it: full fine-tuning in fp32 master weights with bf16
-  autocast (fp32 grads, fp32 Adam states), an adapter's frozen base in bf16, QLoRA's base
-  NF4 + double quantisation (16-bit embeddings/`lm_head`);
-- LoRA adapters in fp32 (peft `autocast_adapter_dtype=True`), QLoRA adapters in bf16 (trl);
+the transformers Trainer), traced as a CUDA run with bf16 support:
+- loading as runners.translate does it for `settings.precision`: "bf16" = pure bf16 (every
+  weight, gradient and Adam state in bf16, no autocast); "amp" = fp32 master weights with
+  bf16 autocast (fp32 grads, fp32 Adam states); an adapter's frozen base in the compute
+  dtype, QLoRA's base NF4 + double quantisation (16-bit embeddings/`lm_head`);
+- LoRA adapters in fp32 under amp (peft `autocast_adapter_dtype=True`), bf16 under pure
+  bf16 (runners.translate.adapters_in_compute_dtype); QLoRA adapters in bf16 (trl);
 - the optimizer: "adamw" = `torch.optim.AdamW(fused=True)` (`adamw_torch_fused` on CUDA),
   "adamw-8bit"/"paged-adamw-8bit" = bitsandbytes `AdamW8bit` (paging only moves states
   under memory pressure; bytes are the same), "sgd" = SGD without momentum;

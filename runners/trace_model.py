@@ -8,7 +8,8 @@ The recipe (each step is what the real run does, minus the bytes):
    (`replace_with_bnb_linear` + `get_keys_to_not_convert`, as `from_pretrained` with a
    `BitsAndBytesConfig` does);
 3. LoRA/QLoRA: peft's `get_peft_model` wraps the targeted linears (still on meta: peft's
-   `.to()` fails on fake tensors, meta does not); QLoRA adapters are cast to bf16 as trl does;
+   `.to()` fails on fake tensors, meta does not); QLoRA adapters are cast to bf16 as trl does,
+   and so are LoRA adapters of pure bf16 runs (runners.translate.adapters_in_compute_dtype);
 4. every meta parameter and buffer is replaced by a FakeTensor of the same shape, dtype and
    `requires_grad` (ties preserved).  A 4-bit weight is quantised with bitsandbytes' own
    `quantize_4bit` under fake mode, so its packed uint8 data (numel/2 bytes) and its
@@ -39,29 +40,31 @@ class Recipe:
     autocast: Any  # torch dtype of the Trainer's autocast, or None (fp32)
     quantization: Any  # transformers BitsAndBytesConfig or None
     lora: Any  # peft LoraConfig or None
+    bf16_adapters: bool = False  # trl (QLoRA) / pure bf16 runs cast the trainable adapters to bf16
 
 
 def recipe(settings: TrainSettings, base: Method) -> Recipe:
     """The runners' own translation of `settings`, for a CUDA GPU with bf16.
 
-    Full fine-tuning loads fp32 master weights and autocasts (bf16 -> 16 bytes/param of
-    weights + grads + Adam); an adapter's frozen base is loaded in the compute precision;
-    QLoRA's base is NF4 with double quantisation (runners.translate.quantization_config).
+    "bf16" loads everything in bf16 and trains without autocast (LoRA adapters cast to bf16);
+    "amp"/"fp16" load trained weights in fp32 and autocast (fp32 grads and Adam states: 16
+    bytes/param); an adapter's frozen base is loaded in the compute precision; QLoRA's base
+    is NF4 with double quantisation (runners.translate.quantization_config).
     """
     import torch
 
     from runners._common import Runtime
     from runners.translate import _load_kwargs, _lora, quantization_config
 
-    precision = "bf16" if settings.precision in ("bf16", "amp") else settings.precision
-    runtime = Runtime(device="cuda", precision=precision, reason="traced as a CUDA run")
+    runtime = Runtime(device="cuda", precision=settings.precision, reason="traced as a CUDA run")
     adapter = base in (Method.LORA, Method.QLORA)
     quantized = base is Method.QLORA
     kwargs = _load_kwargs(runtime, adapter=adapter, quantized=quantized)
     return Recipe(dtype=kwargs["dtype"],
-                  autocast={"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision),
+                  autocast={"amp": torch.bfloat16, "fp16": torch.float16}.get(settings.precision),
                   quantization=quantization_config(runtime) if quantized else None,
-                  lora=_lora(settings) if adapter else None)
+                  lora=_lora(settings) if adapter else None,
+                  bf16_adapters=adapter and (quantized or settings.precision == "bf16"))
 
 
 def load_config(model):
@@ -119,7 +122,7 @@ def build_meta_model(config, recipe: Recipe, *, reference: bool = False):
         from peft import get_peft_model
 
         model = get_peft_model(model, recipe.lora)
-        if recipe.quantization is not None:  # trl: QLoRA adapters in bf16 (QLoRA paper §3)
+        if recipe.bf16_adapters:  # trl: QLoRA adapters in bf16 (QLoRA paper §3); pure bf16 runs
             for param in model.parameters():
                 if param.requires_grad:
                     param.data = param.data.to(torch.bfloat16)

@@ -110,7 +110,7 @@ def to_rloo(ctx: RunContext, *, adapter: bool, new_adapter: bool) -> Upstream:
     from trl import RLOOConfig
 
     s = ctx.settings
-    frozen = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[ctx.runtime.precision]
+    frozen = compute_dtype(ctx.runtime)
     args = RLOOConfig(
         **_training_args(ctx),
         num_generations=s.rlhf_generations,
@@ -149,7 +149,8 @@ def _training_args(ctx: RunContext) -> dict[str, Any]:
         weight_decay=s.weight_decay,
         optim=optim,
         activation_checkpointing=s.gradient_checkpointing,  # transformers 5 name (gradient_ is deprecated)
-        bf16=rt.precision == "bf16",
+        # autocast only for mixed precision; pure bf16 and fp32 compute in the weights' dtype
+        bf16=rt.precision == "amp",
         fp16=rt.precision == "fp16",
         use_cpu=rt.device == "cpu",
         seed=s.seed,
@@ -183,33 +184,39 @@ def _lora(s: TrainSettings, task_type: str = "CAUSAL_LM", modules_to_save: list[
     )
 
 
+def compute_dtype(rt: Runtime):
+    """The dtype matmuls run in: bf16 for "bf16" and "amp", fp16 for "fp16", else fp32."""
+    import torch
+
+    return {"bf16": torch.bfloat16, "amp": torch.bfloat16, "fp16": torch.float16}.get(rt.precision, torch.float32)
+
+
 def quantization_config(rt: Runtime):
     """QLoRA's 4-bit base: NF4 with double quantisation (Dettmers et al. 2023, §3)."""
-    import torch
     from transformers import BitsAndBytesConfig
 
-    compute = torch.bfloat16 if rt.precision == "bf16" else torch.float32
-    if rt.precision == "fp16":
-        compute = torch.float16
     return BitsAndBytesConfig(
         load_in_4bit=True,
         bnb_4bit_quant_type="nf4",
         bnb_4bit_use_double_quant=True,
-        bnb_4bit_compute_dtype=compute,
+        bnb_4bit_compute_dtype=compute_dtype(rt),
     )
 
 
 def _load_kwargs(rt: Runtime, *, adapter: bool, quantized: bool) -> dict[str, Any]:
     """from_pretrained kwargs.
 
-    Full fine-tuning keeps fp32 master weights and lets the Trainer autocast to bf16/fp16
-    (mixed precision, ZeRO paper's 16 bytes/param).  A frozen base under an adapter is
-    loaded directly in the compute precision: it never receives updates.
+    Trained weights are loaded in their master dtype: bf16 for pure bf16, fp32 for amp/fp16
+    (the Trainer autocasts; ZeRO paper's 16 bytes/param) and fp32.  A frozen base under an
+    adapter never receives updates, so it has no masters: it is loaded in the compute dtype.
     """
     import torch
 
-    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-    kwargs: dict[str, Any] = {"dtype": dtypes[rt.precision] if adapter else torch.float32}
+    if adapter:
+        dtype = compute_dtype(rt)
+    else:
+        dtype = torch.bfloat16 if rt.precision == "bf16" else torch.float32
+    kwargs: dict[str, Any] = {"dtype": dtype}
     if quantized:
         kwargs["quantization_config"] = quantization_config(rt)
         # A 4-bit model cannot be moved after loading: place it on this rank's device now.
@@ -217,11 +224,27 @@ def _load_kwargs(rt: Runtime, *, adapter: bool, quantized: bool) -> dict[str, An
     return kwargs
 
 
+def adapters_in_compute_dtype(model, rt: Runtime) -> int:
+    """Pure bf16: cast the trainable LoRA weights to bf16 (PEFT's `autocast_adapter_dtype`
+    upcasts them to fp32; trl does this same cast for QLoRA adapters).  Returns how many
+    parameters were cast; other precisions keep PEFT's fp32 adapters (their masters)."""
+    import torch
+
+    if rt.precision != "bf16":
+        return 0
+    cast = 0
+    for param in model.parameters():
+        if param.requires_grad and param.dtype != torch.bfloat16:
+            param.data = param.data.to(torch.bfloat16)
+            cast += param.numel()
+    return cast
+
+
 def merge_load_kwargs(rt: Runtime) -> dict[str, Any]:
     """Loading the base for --merge: never 4-bit (a merged model is a plain checkpoint)."""
     import torch
 
-    return {"dtype": torch.bfloat16 if rt.precision == "bf16" else torch.float32}
+    return {"dtype": torch.bfloat16 if rt.precision in ("bf16", "amp") else torch.float32}
 
 
 def _resolved(args, quantized: bool) -> dict[str, Any]:

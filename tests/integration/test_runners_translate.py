@@ -77,3 +77,40 @@ def test_qlora_translation_quantises_the_base(tmp_path):
     full = to_sft(_ctx(BASE, tmp_path), loss="full_sequence", adapter=False, quantized=False)
     assert full.peft_config is None and "quantization_config" not in full.load_kwargs
     assert not full.args.completion_only_loss
+
+
+# precision -> (dtype of trained weights, of a frozen adapter base, Trainer bf16/fp16 autocast flags)
+PRECISIONS = {
+    "bf16": ("torch.bfloat16", "torch.bfloat16", (False, False)),  # pure bf16: no masters, no autocast
+    "amp": ("torch.float32", "torch.bfloat16", (True, False)),  # fp32 masters + bf16 autocast
+    "fp16": ("torch.float32", "torch.float16", (False, True)),  # fp32 masters + fp16 autocast
+    "fp32": ("torch.float32", "torch.float32", (False, False)),
+}
+
+
+@pytest.mark.parametrize("precision", sorted(PRECISIONS))
+def test_precision_means_what_it_says(precision, tmp_path):
+    """advisor/memory.py's byte counts assume exactly this loading and autocast recipe."""
+    from runners.translate import _load_kwargs
+
+    trained, frozen, flags = PRECISIONS[precision]
+    runtime = Runtime("cuda", precision, "test")
+    assert str(_load_kwargs(runtime, adapter=False, quantized=False)["dtype"]) == trained
+    assert str(_load_kwargs(runtime, adapter=True, quantized=False)["dtype"]) == frozen
+    if precision != "fp16":  # TrainingArguments accepts fp16 only with a GPU present
+        ctx = _ctx(BASE, tmp_path)
+        ctx.runtime = Runtime("cpu", precision, "test")  # a CPU run forced to this precision
+        args = to_sft(ctx, loss="full_sequence", adapter=False, quantized=False).args
+        assert (args.bf16, args.fp16) == flags
+
+
+def test_pure_bf16_casts_trainable_adapters_only():
+    import torch
+
+    from runners.translate import adapters_in_compute_dtype
+
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 4))
+    model[0].requires_grad_(False)
+    assert adapters_in_compute_dtype(model, Runtime("cuda", "amp", "test")) == 0
+    assert adapters_in_compute_dtype(model, Runtime("cuda", "bf16", "test")) == 20
+    assert model[1].weight.dtype == torch.bfloat16 and model[0].weight.dtype == torch.float32

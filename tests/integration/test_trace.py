@@ -77,19 +77,24 @@ def test_fake_trace_matches_a_real_cpu_step(method, checkpointing, extra):
         assert fake.category_peaks[category] == real.category_peaks[category], category
 
 
-def test_full_finetuning_holds_fp32_master_weights_grads_and_two_adam_states():
-    model = meta_model(torch.float32)  # runners load full fine-tuning in fp32 (AMP)
+@pytest.mark.parametrize(("precision", "dtype", "nbytes"),
+                         [("amp", torch.float32, 4), ("bf16", torch.bfloat16, 2)])
+def test_full_finetuning_holds_master_weights_grads_and_two_adam_states(precision, dtype, nbytes):
+    """amp: fp32 masters (16 B/param); pure bf16: everything in bf16 (8 B/param)."""
+    model = meta_model(dtype)
     numel = sum(p.numel() for p in model.parameters())
     tensors = len(list(model.parameters()))
-    result = traced("full", settings())
+    result = traced("full", settings(precision=precision))
     assert result.params == result.trainable_params == numel
     assert result.category_peaks["weights"] == static_bytes(model)
-    assert result.category_peaks["gradients"] == numel * 4
-    assert result.at_peak["optimizer"] == 2 * numel * 4 + tensors * FUSED_ADAM_STEP_BYTES
+    assert result.category_peaks["gradients"] == numel * nbytes
+    assert result.at_peak["optimizer"] == 2 * numel * nbytes + tensors * FUSED_ADAM_STEP_BYTES
     assert result.category_peaks["adapter"] == 0
 
 
-def test_lora_adapter_gradients_and_states_are_exact_multiples_of_trainable_params():
+@pytest.mark.parametrize(("precision", "nbytes"), [("amp", 4), ("bf16", 2)])
+def test_lora_adapter_gradients_and_states_are_exact_multiples_of_trainable_params(precision, nbytes):
+    """amp: peft's fp32 adapters; pure bf16: the runners cast them to bf16."""
     from peft import get_peft_model
 
     from runners.translate import _lora
@@ -99,12 +104,12 @@ def test_lora_adapter_gradients_and_states_are_exact_multiples_of_trainable_para
     peft_model = get_peft_model(model, _lora(settings()))
     trainable = [p for p in peft_model.parameters() if p.requires_grad]
     n = sum(p.numel() for p in trainable)
-    result = traced("lora", settings())
+    result = traced("lora", settings(precision=precision))
     assert result.trainable_params == n
     assert result.at_peak["weights"] == base_bytes  # frozen base in bf16, untouched
-    assert result.at_peak["adapter"] == n * 4  # peft keeps adapters in fp32
-    assert result.category_peaks["gradients"] == n * 4  # gradients only for the adapter
-    assert result.at_peak["optimizer"] == 2 * n * 4 + len(trainable) * FUSED_ADAM_STEP_BYTES
+    assert result.at_peak["adapter"] == n * nbytes
+    assert result.category_peaks["gradients"] == n * nbytes  # gradients only for the adapter
+    assert result.at_peak["optimizer"] == 2 * n * nbytes + len(trainable) * FUSED_ADAM_STEP_BYTES
 
 
 def test_qlora_weights_are_nf4_with_double_quantised_absmax():
@@ -120,8 +125,8 @@ def test_qlora_weights_are_nf4_with_double_quantised_absmax():
     rotary = 2 * 4 * (h // cfg.num_attention_heads // 2)  # inv_freq + original_inv_freq, fp32
     result = traced("qlora", settings())
     assert result.at_peak["weights"] == quantized // 2 + constants + sixteen_bit + rotary
-    lora = traced("lora", settings())
-    assert result.at_peak["adapter"] * 2 == lora.at_peak["adapter"]  # trl: QLoRA adapters bf16
+    lora = traced("lora", settings(precision="amp"))
+    assert result.at_peak["adapter"] * 2 == lora.at_peak["adapter"]  # trl: QLoRA adapters bf16, peft's fp32
 
 
 def test_dpo_runs_chosen_and_rejected_and_keeps_a_reference_copy_only_for_full_weights():
