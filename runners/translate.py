@@ -106,7 +106,6 @@ def to_rloo(ctx: RunContext, *, adapter: bool, new_adapter: bool) -> Upstream:
     of the other k-1; the KL to the reference is a penalty on the reward (beta x the
     summed per-token log ratio), as in PPO-RLHF (Ouyang et al. 2022, eq. 2).
     """
-    import torch
     from trl import RLOOConfig
 
     s = ctx.settings

@@ -35,4 +35,4 @@ def parse_method(value: str) -> Method:
         return Method(value.strip().lower())
     except ValueError:
         valid = ", ".join(m.value for m in Method)
-        raise InputError(f"unknown method {value!r}; choose one of: {valid}", field="method")
+        raise InputError(f"unknown method {value!r}; choose one of: {valid}", field="method") from None

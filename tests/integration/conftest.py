@@ -33,7 +33,7 @@ def _bundled_model() -> Path | None:
 def build_random_tiny_llama(out: Path, seed: int = 0) -> Path:
     """A 2-layer Llama with a 512-token BPE tokenizer; weights random (seeded)."""
     import torch
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers, decoders
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
     specials = ["<pad>", "<s>", "</s>", "<unk>"]
