@@ -71,12 +71,9 @@ class TrainSettings:
                 raise InputError(f"must be positive, got {value}", field=name)
         if self.learning_rate is not None and not 0 < self.learning_rate < 1:
             raise InputError(f"must be in (0, 1), got {self.learning_rate}", field="learning_rate")
-        if not 0 <= self.replay < 1:
-            raise InputError(f"must be in [0, 1), got {self.replay}", field="replay")
-        if not 0 <= self.lora_dropout < 1:
-            raise InputError(f"must be in [0, 1), got {self.lora_dropout}", field="lora_dropout")
-        if not 0 <= self.warmup_ratio < 1:
-            raise InputError(f"must be in [0, 1), got {self.warmup_ratio}", field="warmup_ratio")
+        for name in ("replay", "lora_dropout", "warmup_ratio"):
+            if not 0 <= getattr(self, name) < 1:
+                raise InputError(f"must be in [0, 1), got {getattr(self, name)}", field=name)
         self._check_rlhf()
         if self.num_fewshot < 0:
             raise InputError(f"must be >= 0, got {self.num_fewshot}", field="num_fewshot")
