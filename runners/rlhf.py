@@ -82,10 +82,12 @@ HELD_OUT_PROMPTS = 64  # prompts of the greedy before/after check (kept small: i
 # (pairs in step 2; 4 prompts x 4 samples in step 3).  The tiny model's LoRA reward model
 # generalises poorly (held-out accuracy ~0.6), so its reward model trains every weight
 # while the policy trains an adapter; 8 completions per step were too noisy to move it.
+# Reward-model rate 3e-4 (tiny-llama v2, 40 steps): held-out pair accuracy 0.69 and greedy
+# reward -0.42 -> 1.62 (97% of prompts better); 1e-3 over-fitted (policy barely moved).
 DEMO_SETTINGS: dict[str, Any] = dict(
     batch_size=16, seq_len=128, max_steps=40, logging_steps=2, warmup_ratio=0.0, lr_scheduler="constant",
     lora_rank=8, lora_dropout=0.0, gradient_checkpointing=False, learning_rate=2e-3, rlhf_sft_lr=2e-3,
-    rlhf_reward_lora=False, rlhf_reward_lr=1e-3, rlhf_generations=4, rlhf_response_tokens=32, rlhf_beta=0.05,
+    rlhf_reward_lora=False, rlhf_reward_lr=3e-4, rlhf_generations=4, rlhf_response_tokens=32, rlhf_beta=0.05,
 )
 
 
