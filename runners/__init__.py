@@ -79,21 +79,30 @@ def run_plan(  # noqa: PLR0913 - the runners contract: plan, folder, then keywor
     device: str = "auto",
     precision_forced: bool = False,
     callbacks: Sequence[Any] = (),
+    topology: Any = None,
 ) -> RunRecord:
     """Execute `plan` into `out_dir/<name>/` and return its record (also on disk).
 
+    `topology` (runners.accelerate_config.Topology): machines, ranks and rendezvous of a
+    multi-process run; its num_processes replaces `num_processes`.
     Raises InputError (bad input, exit 2), RunFailedError (exit 1) or RunInterrupted;
     in every case after `record.json` says what happened.
     """
+    num_processes = topology.num_processes if topology is not None else num_processes
     options = RunOptions(resume, overwrite, merge, num_processes, device, precision_forced, tuple(callbacks))
     run_dir = run_dir_for(out_dir, plan.name or plan.method.value)
     if plan.method not in RUNNERS:
         raise InputError(f"no runner for method {plan.method.value!r} yet", field="method")
-    mode = prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
     if num_processes > 1 and plan.method.trains:
-        from runners.launch import launch
+        from runners.accelerate_config import Topology
+        from runners.launch import check_launch, launch
 
-        return _remember(launch(plan, run_dir, options, mode), run_dir)
+        topology = topology or Topology(num_processes)
+        check_launch(plan, options, topology)  # a bad combination fails before the run folder exists
+        record = launch(plan, run_dir, options, prepare_run_dir(run_dir, resume=resume, overwrite=overwrite),
+                        topology)
+        return record if "record_on_machine" in record.extra else _remember(record, run_dir)
+    mode = prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
     return _remember(execute(plan, run_dir, options, mode), run_dir)
 
 
@@ -231,8 +240,8 @@ def _note_unused_settings(ctx: RunContext) -> None:
     s = ctx.settings
     if ctx.runtime.world_size == 1 and (s.strategy != "ddp" or s.zero_stage):
         ctx.notes.append(f"strategy {s.strategy} / zero_stage {s.zero_stage} ignored: one process holds everything")
-    if s.cpu_offload:
-        ctx.notes.append("cpu_offload is not supported by the runner yet: ignored")
+    if s.cpu_offload and ctx.runtime.world_size == 1:
+        ctx.notes.append("cpu_offload ignored: it comes with strategy fsdp/deepspeed over --num-processes > 1")
     if ctx.options.merge and not (ctx.plan.method.uses_adapter or ctx.plan.method is Method.DPO):
         ctx.notes.append(f"--merge ignored: a {ctx.plan.method.value} run has no adapter to merge")
 

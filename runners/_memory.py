@@ -12,13 +12,18 @@ peak, at no cost during training.  Elsewhere a background thread samples RSS, an
 lifetime mark (`ru_maxrss`) counts only when it rose during training.  (The sampling thread
 is only the fallback: it wakes 50 times a second next to the training threads, and it can
 miss a peak that lasts less than one interval.)
+
+Several processes: every rank measures its own peak; `per_rank` collects them all (with
+the machine's host name), so a record shows the imbalance FSDP/ZeRO sharding can leave.
 """
 
 from __future__ import annotations
 
 import resource
+import socket
 import sys
 import threading
+from typing import Any
 
 from tunewise.records import PeakMemory
 
@@ -112,3 +117,21 @@ def _maxrss() -> int:
     # getrusage(2): Linux reports ru_maxrss in KiB, macOS in bytes.
     maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return maxrss if sys.platform == "darwin" else maxrss * 1024
+
+
+def per_rank(peak: PeakMemory, rank: int, local_rank: int, world_size: int) -> list[dict[str, Any]]:
+    """Every rank's peak, in rank order (a collective: every rank calls it).
+
+    `torch.distributed.all_gather_object` (pickled dicts over gloo/NCCL) rather than a
+    gather to rank 0: NCCL has no gather of objects on older torch, and the list is tiny.
+    Returns [] when no process group is running.
+    """
+    import torch.distributed as dist
+
+    if world_size <= 1 or not (dist.is_available() and dist.is_initialized()):
+        return []
+    mine = {"rank": rank, "local_rank": local_rank, "host": socket.gethostname(),
+            **{k: v for k, v in vars(peak).items() if k != "per_rank"}}
+    everyone: list[Any] = [None] * world_size
+    dist.all_gather_object(everyone, mine)
+    return sorted(everyone, key=lambda row: row["rank"])

@@ -18,7 +18,7 @@ from typing import Any
 
 from runners._callbacks import MetricsLog, Progress, StopOnSignal
 from runners._common import RunContext, RunInterrupted
-from runners._memory import PeakMemoryMeter
+from runners._memory import PeakMemoryMeter, per_rank
 from runners.translate import adapters_in_compute_dtype
 from tunewise.atomic import atomic_write_json
 from tunewise.errors import InputError, RunFailedError
@@ -138,14 +138,17 @@ def _tokens_in_checkpoint(checkpoint: str | None) -> int:
 
 def _gather_peaks(record, ctx: RunContext) -> None:
     """With several processes, keep every rank's peak (rank 0's stays the headline)."""
-    import torch.distributed as dist
+    rt = ctx.runtime
+    record.peak_memory.per_rank = per_rank(record.peak_memory, rt.rank, rt.local_rank, rt.world_size)
 
-    if ctx.runtime.world_size <= 1 or not (dist.is_available() and dist.is_initialized()):
-        return
-    mine = {"rank": ctx.runtime.rank, **{k: v for k, v in vars(record.peak_memory).items() if k != "per_rank"}}
-    everyone: list[Any] = [None] * ctx.runtime.world_size
-    dist.all_gather_object(everyone, mine)
-    record.peak_memory.per_rank = everyone
+
+def _full_state_dict(trainer):
+    """The whole model's state dict on rank 0 when FSDP or DeepSpeed shard it (a collective:
+    every rank calls it; accelerate gathers FULL_STATE_DICT / ZeRO-3 16-bit weights), else
+    None: the unwrapped model holds every weight and saves itself."""
+    if not (getattr(trainer, "is_fsdp_enabled", False) or getattr(trainer, "is_deepspeed_enabled", False)):
+        return None
+    return trainer.accelerator.get_state_dict(trainer.model)
 
 
 # ----------------------------------------------------------------------------- artifacts
@@ -156,9 +159,10 @@ def save_adapter(trainer, tokenizer, run_dir: Path, base_ref: str) -> str:
     model = trainer.accelerator.unwrap_model(trainer.model)
     if "ref" in getattr(model, "peft_config", {}):
         model.delete_adapter("ref")  # trl's frozen DPO reference copy is not part of the result
+    state = _full_state_dict(trainer)  # PEFT keeps only the adapter's entries of it
 
     def write(tmp: Path) -> None:
-        model.save_pretrained(tmp)  # adapter_config.json + adapter_model.safetensors
+        model.save_pretrained(tmp, state_dict=state)  # adapter_config.json + adapter_model.safetensors
         tokenizer.save_pretrained(tmp)
         config_path = tmp / "adapter_config.json"
         config = json.loads(config_path.read_text())
@@ -174,11 +178,15 @@ def save_full_model(trainer, tokenizer, run_dir: Path, precision: str) -> str:
 
     model = trainer.accelerator.unwrap_model(trainer.model)
     model.config.use_cache = True  # gradient checkpointing turned the KV cache off for training
-    if precision in ("bf16", "fp16"):
-        model = model.to(torch.bfloat16 if precision == "bf16" else torch.float16)
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    state = _full_state_dict(trainer)
+    if state is not None and dtype is not None:  # sharded: cast the gathered copy, not the shards
+        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
+    elif dtype is not None:
+        model = model.to(dtype)
 
     def write(tmp: Path) -> None:
-        model.save_pretrained(tmp)
+        model.save_pretrained(tmp, state_dict=state)
         tokenizer.save_pretrained(tmp)
 
     return _publish(run_dir, "model", write, trainer)

@@ -1,17 +1,23 @@
-"""--num-processes N: the same training through `accelerate launch` (DDP for now).
+"""--num-processes N: the same training through `accelerate launch` (DDP, FSDP or DeepSpeed).
 
-The parent writes two files into the run folder and starts accelerate:
+The parent checks the combination (one clear line before anything starts), writes the
+files into the run folder and starts accelerate:
 
     launch.json              the plan and run options each worker executes
     accelerate_config.yaml   the accelerate config used (kept: it documents the run)
+    deepspeed_config.json    strategy deepspeed only: the ZeRO config
 
-Each worker (`python -m runners.launch <run_dir>`) runs `runners.execute` as one rank;
-rank 0 writes the record, metrics and artifacts.  The parent waits, then reads the record.
+The configs come from the plan's settings (runners/accelerate_config.py).  Each worker
+(`python -m runners.launch <run_dir>`) runs `runners.execute` as one rank; global rank 0
+writes the record, metrics and artifacts.  The parent waits, then reads the record.
 
-CPU (tests, laptops): accelerate spawns several local CPU processes only through its
-torchrun path (`distributed_type: MULTI_GPU`; `MULTI_CPU` without mpirun starts one
-process), so the config says MULTI_GPU with `use_cpu: true`; every worker then trains
-with `use_cpu=True`, and accelerate initialises the gloo backend (`DistributedType.MULTI_CPU`).
+Several machines: run the same command on each with its `--machine-rank`; machine 0's run
+folder gets the record (the others report that their part finished).
+
+CPU (tests, laptops): DDP over gloo.  accelerate spawns several local CPU processes only
+through its torchrun path, so the config says MULTI_GPU with `use_cpu: true`; every worker
+trains with `use_cpu=True`, and accelerate initialises gloo (`DistributedType.MULTI_CPU`).
+FSDP and DeepSpeed need CUDA (accelerate ignores their plugins on CPU).
 """
 
 from __future__ import annotations
@@ -19,9 +25,19 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from runners._common import RunInterrupted, RunOptions
+from runners.accelerate_config import (
+    CONFIG_FILE,
+    DEEPSPEED_FILE,
+    Topology,
+    build,
+    check,
+    launch_precision,
+    summary,
+)
 from tunewise.atomic import atomic_write_json, atomic_write_yaml
 from tunewise.errors import InputError, RunFailedError
 from tunewise.plan import Plan
@@ -29,21 +45,35 @@ from tunewise.records import RunRecord, load_run_record
 from tunewise.schema import from_mapping, read_json
 
 LAUNCH_FILE = "launch.json"
-CONFIG_FILE = "accelerate_config.yaml"
 
 
-def launch(plan: Plan, run_dir: Path, options: RunOptions, mode: str) -> RunRecord:
-    """Start N processes with accelerate and return the record rank 0 wrote."""
-    _check_strategy(plan)
+def check_launch(plan: Plan, options: RunOptions, topology: Topology) -> bool:
+    """Refuse a combination that cannot run; returns whether the processes run on CPU."""
     if options.callbacks:
         raise InputError("extra callbacks cannot cross process boundaries; use --num-processes 1")
     on_cpu = _on_cpu(options.device)
-    atomic_write_yaml(run_dir / CONFIG_FILE, accelerate_config(options.num_processes, on_cpu, plan.settings.precision))
+    check(plan.settings, plan.method, topology, on_cpu=on_cpu, gpus=None if on_cpu else _gpu_count())
+    return on_cpu
+
+
+def launch(plan: Plan, run_dir: Path, options: RunOptions, mode: str, topology: Topology | None = None) -> RunRecord:
+    """Start the processes with accelerate and return the record rank 0 wrote."""
+    topology = topology or Topology(options.num_processes)
+    on_cpu = check_launch(plan, options, topology)
+    s = plan.settings
+    layers = _layer_classes(plan.model) if s.strategy == "fsdp" else ()
+    files = build(s, plan.method, topology, on_cpu=on_cpu, layer_classes=layers,
+                  deepspeed_path=str(run_dir / DEEPSPEED_FILE))
+    if files.deepspeed is not None:
+        atomic_write_json(run_dir / DEEPSPEED_FILE, files.deepspeed)
+    atomic_write_yaml(run_dir / CONFIG_FILE, files.accelerate)
+    distributed = summary(s, topology, files)
+    worker_plan = replace(plan, settings=s.replace(precision=launch_precision(s)))
     atomic_write_json(
         run_dir / LAUNCH_FILE,
-        {"plan": plan.to_dict(), "mode": mode, "device": "cpu" if on_cpu else "cuda",
+        {"plan": worker_plan.to_dict(), "mode": mode, "device": "cpu" if on_cpu else "cuda",
          "merge": options.merge, "precision_forced": options.precision_forced,
-         "num_processes": options.num_processes},
+         "num_processes": topology.num_processes, "distributed": distributed},
     )
     command = [
         sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(run_dir / CONFIG_FILE),
@@ -51,38 +81,27 @@ def launch(plan: Plan, run_dir: Path, options: RunOptions, mode: str) -> RunReco
     ]
     env = {**os.environ, "PYTHONPATH": _pythonpath()}
     result = subprocess.run(command, env=env, check=False)
-    return _outcome(run_dir, result.returncode)
+    return _outcome(run_dir, result.returncode, plan, topology, distributed)
 
 
-def accelerate_config(num_processes: int, on_cpu: bool, precision: str) -> dict:
-    """An accelerate config file (the keys `accelerate config` writes) for local DDP."""
-    # autocast only for mixed precision ("amp", "fp16"); pure bf16 needs none (advisor/memory.py)
-    mixed = "no" if on_cpu or precision in ("fp32", "bf16") else ("fp16" if precision == "fp16" else "bf16")
-    return {
-        "compute_environment": "LOCAL_MACHINE",
-        "distributed_type": "MULTI_GPU",  # torchrun-style local processes; see the module docstring
-        "num_processes": num_processes,
-        "num_machines": 1,
-        "machine_rank": 0,
-        "main_process_port": 0,  # 0: accelerate picks a free port (parallel runs never collide)
-        "mixed_precision": mixed,
-        "use_cpu": on_cpu,
-        "gpu_ids": "all",
-        "rdzv_backend": "static",
-        "same_network": True,
-        "debug": False,
-        "downcast_bf16": "no",
-    }
+def _gpu_count() -> int:
+    import torch
+
+    return torch.cuda.device_count()
 
 
-def _check_strategy(plan: Plan) -> None:
-    s = plan.settings
-    if s.strategy != "ddp" or s.zero_stage:
-        raise InputError(
-            f"strategy {s.strategy} with zero_stage {s.zero_stage} is not supported by the runner yet; "
-            "use strategy: ddp, zero_stage: 0",
-            field="settings.strategy",
-        )
+def _layer_classes(model: str) -> tuple[str, ...]:
+    """The model's decoder-layer class(es) for FSDP's auto-wrap policy, from its config and
+    transformers' `_no_split_modules` (no weights read); () when unknown (accelerate then
+    reads `_no_split_modules` from the loaded model)."""
+    try:
+        import transformers
+
+        config = transformers.AutoConfig.from_pretrained(model)
+        architecture = getattr(transformers, (config.architectures or [""])[0], None)
+        return tuple(getattr(architecture, "_no_split_modules", None) or ())
+    except Exception:  # noqa: BLE001 - a missing class name only means accelerate's own default
+        return ()
 
 
 def _on_cpu(device: str) -> bool:
@@ -102,13 +121,18 @@ def _pythonpath() -> str:
     return root + (os.pathsep + existing if existing else "")
 
 
-def _outcome(run_dir: Path, returncode: int) -> RunRecord:
+def _outcome(run_dir: Path, returncode: int, plan: Plan, topology: Topology, distributed: dict) -> RunRecord:
     """The record rank 0 wrote, turned back into the error class a one-process run raises."""
     try:
         record = load_run_record(run_dir)
     except InputError:
+        if topology.machine_rank > 0 and returncode == 0:
+            return _elsewhere(plan, run_dir, topology)
         raise RunFailedError(f"accelerate launch exited with {returncode} before any record was written",
                              path=run_dir) from None
+    if "distributed" not in record.config:  # the workers died before saying what ran
+        record.config["distributed"] = distributed
+        record.write(run_dir)
     if returncode == 0 and record.status == "completed":
         return record
     if record.status == "running":  # a worker died without writing its outcome (killed, OOM)
@@ -122,6 +146,14 @@ def _outcome(run_dir: Path, returncode: int) -> RunRecord:
     if kind == "interrupted":
         raise RunInterrupted(f"{record.error} {where}")
     raise RunFailedError(f"{record.error} {where}")
+
+
+def _elsewhere(plan: Plan, run_dir: Path, topology: Topology) -> RunRecord:
+    """Machine rank > 0 without a shared folder: its part finished, machine 0 holds the record."""
+    record = RunRecord(name=run_dir.name, method=plan.method.value, base_model=plan.model, status="completed")
+    record.extra["record_on_machine"] = 0
+    record.extra["machine_rank"] = topology.machine_rank
+    return record
 
 
 def worker(run_dir: Path) -> int:
@@ -139,7 +171,22 @@ def worker(run_dir: Path) -> int:
         return 1  # rank 0 recorded it; the parent reports it in one line
     except KeyboardInterrupt:
         return 130
+    finally:
+        _record_distributed(run_dir, spec["distributed"])
     return 0
+
+
+def _record_distributed(run_dir: Path, planned: dict) -> None:
+    """Rank 0 adds what was planned and what accelerate actually ran (its distributed type:
+    MULTI_GPU/MULTI_CPU for DDP, FSDP, DEEPSPEED) to the record's `config.distributed`."""
+    if os.environ.get("RANK", "0") != "0" or not (run_dir / "record.json").exists():
+        return
+    from accelerate.state import AcceleratorState
+
+    actual = AcceleratorState._shared_state.get("distributed_type")
+    record = load_run_record(run_dir)
+    record.config["distributed"] = {**planned, "accelerate_distributed_type": getattr(actual, "value", actual)}
+    record.write(run_dir)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runners._common import RunContext, Runtime
+from tunewise import hub
 from tunewise.settings import TrainSettings
 
 # Our optimizer names -> transformers `OptimizerNames`.
@@ -53,7 +54,7 @@ def to_sft(ctx: RunContext, *, loss: str, adapter: bool, quantized: bool) -> Ups
     )
     return Upstream(
         args=args,
-        load_kwargs=_load_kwargs(ctx.runtime, adapter=adapter, quantized=quantized),
+        load_kwargs=_load_kwargs(ctx.runtime, adapter=adapter, quantized=quantized, sharding=_sharding(ctx)),
         peft_config=_lora(s) if adapter else None,
         resolved=_resolved(args, quantized),
     )
@@ -190,19 +191,34 @@ def compute_dtype(rt: Runtime):
     return {"bf16": torch.bfloat16, "amp": torch.bfloat16, "fp16": torch.float16}.get(rt.precision, torch.float32)
 
 
-def quantization_config(rt: Runtime):
-    """QLoRA's 4-bit base: NF4 with double quantisation (Dettmers et al. 2023, §3)."""
+def quantization_config(rt: Runtime, *, sharded: bool = False):
+    """QLoRA's 4-bit base: NF4 with double quantisation (Dettmers et al. 2023, §3).
+
+    Sharded (FSDP, DeepSpeed): the packed 4-bit weights are stored in the compute dtype
+    (`bnb_4bit_quant_storage`) so FSDP/ZeRO-3 shard them like the other weights
+    (transformers docs, "FSDP-QLoRA"); one process keeps bitsandbytes' uint8 storage.
+    """
     from transformers import BitsAndBytesConfig
 
+    storage = {"bnb_4bit_quant_storage": compute_dtype(rt)} if sharded else {}
     return BitsAndBytesConfig(
         load_in_4bit=True,
         bnb_4bit_quant_type="nf4",
         bnb_4bit_use_double_quant=True,
         bnb_4bit_compute_dtype=compute_dtype(rt),
+        **storage,
     )
 
 
-def _load_kwargs(rt: Runtime, *, adapter: bool, quantized: bool) -> dict[str, Any]:
+def _sharding(ctx: RunContext) -> str | None:
+    """"fsdp", "zero3" or "zero" when several processes shard the model; None otherwise."""
+    s = ctx.settings
+    if ctx.runtime.world_size <= 1 or s.strategy == "ddp":
+        return None
+    return "zero3" if s.strategy == "deepspeed" and s.zero_stage == 3 else ("fsdp" if s.strategy == "fsdp" else "zero")
+
+
+def _load_kwargs(rt: Runtime, *, adapter: bool, quantized: bool, sharding: str | None = None) -> dict[str, Any]:
     """from_pretrained kwargs.
 
     Trained weights are loaded in their master dtype: bf16 for pure bf16, fp32 for amp/fp16
@@ -215,11 +231,12 @@ def _load_kwargs(rt: Runtime, *, adapter: bool, quantized: bool) -> dict[str, An
         dtype = compute_dtype(rt)
     else:
         dtype = torch.bfloat16 if rt.precision == "bf16" else torch.float32
-    kwargs: dict[str, Any] = {"dtype": dtype}
+    kwargs: dict[str, Any] = {"dtype": dtype, **hub.load_kwargs()}  # safetensors only, no remote code
     if quantized:
-        kwargs["quantization_config"] = quantization_config(rt)
-        # A 4-bit model cannot be moved after loading: place it on this rank's device now.
-        kwargs["device_map"] = {"": rt.local_rank if rt.device == "cuda" else "cpu"}
+        kwargs["quantization_config"] = quantization_config(rt, sharded=sharding is not None)
+        if sharding != "zero3":  # ZeRO-3 places the weights itself (transformers refuses a device_map there)
+            # A 4-bit model cannot be moved after loading: place it on this rank's device now.
+            kwargs["device_map"] = {"": rt.local_rank if rt.device == "cuda" else "cpu"}
     return kwargs
 
 
@@ -243,7 +260,7 @@ def merge_load_kwargs(rt: Runtime) -> dict[str, Any]:
     """Loading the base for --merge: never 4-bit (a merged model is a plain checkpoint)."""
     import torch
 
-    return {"dtype": torch.bfloat16 if rt.precision in ("bf16", "amp") else torch.float32}
+    return {"dtype": torch.bfloat16 if rt.precision in ("bf16", "amp") else torch.float32, **hub.load_kwargs()}
 
 
 def _resolved(args, quantized: bool) -> dict[str, Any]:

@@ -31,8 +31,8 @@ SFT_CHANGES = {
 DPO_CHANGES = {"dpo_beta": 0.3, "seq_len": 512, "learning_rate": 3e-4}
 # Read elsewhere, with the module that reads them (so a new field must be placed somewhere).
 ELSEWHERE = {
-    "precision": "runners._common.resolve_runtime", "zero_stage": "runners.launch", "strategy": "runners.launch",
-    "cpu_offload": "runners._note_unused_settings", "replay": "runners._data.prepare_sft",
+    "precision": "runners._common.resolve_runtime", "zero_stage": "runners.accelerate_config",
+    "strategy": "runners.accelerate_config", "cpu_offload": "runners.accelerate_config", "replay": "runners._data.prepare_sft",
     "num_fewshot": "runners.prompting", "dpo_lora": "runners.dpo.resolve_start",
 }
 

@@ -36,7 +36,15 @@ DATA_FLAGS = {"data": "train", "eval_data": "eval", "general_data": "general"}
 @click.option("--overwrite", is_flag=True, help="Replace an existing run folder of the same name.")
 @click.option("--merge", is_flag=True, help="Also write merged/: base + adapter as one plain model.")
 @click.option("--num-processes", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Processes (GPUs) to train on, through accelerate launch (DDP).")
+              help="Processes (GPUs) on all machines together, through accelerate launch (the plan's strategy: "
+                   "DDP, FSDP or DeepSpeed).")
+@click.option("--num-machines", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Machines (nodes) taking part; run the same command on each.")
+@click.option("--machine-rank", type=click.IntRange(min=0), default=0, show_default=True,
+              help="This machine's rank, 0..num-machines-1 (machine 0 writes the record).")
+@click.option("--main-process-ip", help="Address of machine rank 0 (needed with several machines).")
+@click.option("--main-process-port", type=click.IntRange(0, 65535),
+              help="Rendezvous port on machine 0 (default: a free port on one machine, 29500 on several).")
 @click.option("--init-from", help="Start from an earlier run folder (DPO after SFT).")
 @click.option("--device", type=click.Choice(("cpu", "cuda", "auto")), default="auto", show_default=True)
 @click.option("--max-steps", type=int, help="Optimizer steps (overrides --epochs).")
@@ -70,6 +78,7 @@ def command(plan_path, **opts) -> None:
       tunewise run --method lora --model ./my-model --data train.jsonl --max-steps 200
       tunewise run --method dpo --init-from runs/lora --data prefs.jsonl --name dpo
       tunewise run plan.yaml --num-processes 8 --resume
+      tunewise run plan.yaml --num-processes 16 --num-machines 2 --machine-rank 0 --main-process-ip 10.0.0.1
     """
     from runners import run_plan
 
@@ -77,6 +86,7 @@ def command(plan_path, **opts) -> None:
     record = run_plan(
         plan, opts["out"], resume=opts["resume"], overwrite=opts["overwrite"], merge=opts["merge"],
         num_processes=opts["num_processes"], device=opts["device"], precision_forced=opts["precision"] is not None,
+        topology=topology(opts),
     )
     click.echo(summary(record, opts["out"]))
 
@@ -111,6 +121,14 @@ def build_plan(plan_path: str | None, opts: dict):
     )
 
 
+def topology(opts: dict):
+    """Where the processes run (checked: several machines need --main-process-ip, ...)."""
+    from runners.accelerate_config import Topology
+
+    return Topology(opts["num_processes"], opts["num_machines"], opts["machine_rank"], opts["main_process_ip"],
+                    opts["main_process_port"])
+
+
 def _model_of(init_from: str) -> str:
     from tunewise.records import load_run_record
 
@@ -122,6 +140,9 @@ def summary(record, out_dir: str) -> str:
     from pathlib import Path
 
     run_dir = Path(out_dir) / record.name
+    if "record_on_machine" in record.extra:
+        return (f"{record.method} run '{record.name}': machine {record.extra['machine_rank']} finished its part; "
+                f"machine 0 wrote the record ({record.name}/record.json in its --out folder)")
     head = f"{record.method} run '{record.name}' {record.status}"
     if record.method != "prompt":
         loss = f"{record.final_loss:.4g}" if record.final_loss is not None else "n/a"
