@@ -163,6 +163,10 @@ def _build(row: dict[str, Any], path: Path | None = None, where: str = "") -> Ha
     if row.get("kind") == "cpu" and row.get("fp32_tflops") is None:
         row.update(_this_machine_cpu_peak())
     try:
+        if path is not None:  # a user's row: wrong types named per field, not a TypeError deep inside
+            from tunewise.schema import from_mapping
+
+            return from_mapping(Hardware, row, path)  # the except below prefixes the field
         return Hardware(**row)
     except TypeError as exc:
         raise InputError(f"invalid hardware row: {exc}", path=path, field=where.rstrip(".") or None) from None
@@ -176,6 +180,10 @@ def _apply_user_file(rows: list[dict[str, Any]], path: Path) -> list[dict[str, A
     data = read_yaml(path) or {}
     if not isinstance(data, dict) or set(data) - {"hardware", "prices"}:
         raise InputError("expected a mapping with 'hardware' and/or 'prices'", path=path)
+    if not isinstance(data.get("hardware") or [], list):
+        raise InputError("expected a list of device rows", path=path, field="hardware")
+    if not isinstance(data.get("prices") or {}, dict):
+        raise InputError("expected a mapping of device name -> $ per hour", path=path, field="prices")
     by_name = {_norm(r["name"]): i for i, r in enumerate(rows)}
     for i, row in enumerate(data.get("hardware") or []):
         if not isinstance(row, dict) or "name" not in row:

@@ -131,9 +131,12 @@ def evaluate_variants(job: HarnessJob, manager) -> dict[str, VariantOutput]:
 def _load(path: str, torch_dtype, device: str):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from tunewise import hub
+
+    hub.check_model(path)  # offline cache, safetensors only
     try:
-        tok = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
+        tok = AutoTokenizer.from_pretrained(path, trust_remote_code=hub.trust_remote_code())
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype, **hub.load_kwargs())
     except OSError as exc:
         first = (str(exc).splitlines() or [""])[0][:200]
         raise InputError(f"cannot load model (offline; local folder or cached hub id): {first}", path=path) from None

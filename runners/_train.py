@@ -20,6 +20,7 @@ from runners._callbacks import MetricsLog, Progress, StopOnSignal
 from runners._common import RunContext, RunInterrupted
 from runners._memory import PeakMemoryMeter, per_rank
 from runners.translate import adapters_in_compute_dtype
+from tunewise import hub
 from tunewise.atomic import atomic_write_json
 from tunewise.errors import InputError, RunFailedError
 
@@ -33,8 +34,9 @@ class Watchers:
 def load_tokenizer(model_ref: str):
     from transformers import AutoTokenizer
 
+    hub.check_model(model_ref)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(model_ref)
+        tokenizer = AutoTokenizer.from_pretrained(model_ref, trust_remote_code=hub.trust_remote_code())
     except (OSError, ValueError) as exc:
         raise InputError(f"cannot load the tokenizer: {_first_line(exc)}", path=model_ref, field="model") from None
     if tokenizer.pad_token is None:
@@ -45,6 +47,7 @@ def load_tokenizer(model_ref: str):
 def load_model(model_ref: str, load_kwargs: dict[str, Any]):
     from transformers import AutoModelForCausalLM
 
+    hub.check_model(model_ref)
     try:
         return AutoModelForCausalLM.from_pretrained(model_ref, **load_kwargs)
     except OSError as exc:

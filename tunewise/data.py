@@ -15,6 +15,7 @@ Errors name the file, the 1-based line (JSONL/CSV) or row index, and the field.
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -206,19 +207,28 @@ def _iter_json(path: Path) -> Iterator[tuple[int, dict]]:
 
 
 def _iter_csv(path: Path) -> Iterator[tuple[int, dict]]:
+    # Decode the whole file first so an encoding error can name its line (a CSV data file
+    # is read into memory by the trainer anyway).
+    text = _decode_lines(path.read_bytes(), path)
+    reader = csv.DictReader(io.StringIO(text, newline=""))
     try:
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
-            if not reader.fieldnames:
-                return
-            for row in reader:
-                if None in row:
-                    raise InputError("more values than header columns", path=path, line=reader.line_num)
-                yield reader.line_num, {k: v for k, v in row.items() if k is not None}
-    except UnicodeDecodeError as exc:
-        raise InputError(f"not valid UTF-8 (byte {exc.start})", path=path) from None
+        if not reader.fieldnames:
+            return
+        for row in reader:
+            if None in row:
+                raise InputError("more values than header columns", path=path, line=reader.line_num)
+            yield reader.line_num, {k: v for k, v in row.items() if k is not None}
     except csv.Error as exc:
-        raise InputError(f"invalid CSV: {exc}", path=path) from None
+        raise InputError(f"invalid CSV: {exc}", path=path, line=reader.line_num or None) from None
+
+
+def _decode_lines(raw: bytes, path: Path) -> str:
+    """UTF-8 text of `raw` (a leading BOM dropped); an invalid byte is reported with its line."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise InputError(f"not valid UTF-8 (byte {exc.start})", path=path, line=line) from None
 
 
 def _iter_parquet(path: Path) -> Iterator[tuple[int, dict]]:

@@ -113,7 +113,7 @@ def from_mapping(cls: type, data: Any, path: str | Path | None = None, prefix: s
     types are checked; `__post_init__` runs its own range checks afterwards.
     """
     if not isinstance(data, dict):
-        raise InputError(f"expected a mapping, got {type(data).__name__}", path=path, field=prefix or None)
+        raise InputError(f"expected a mapping, got {type(data).__name__}", path=path, field=prefix.rstrip(".") or None)
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(data) - names - {"schema", "tunewise_version"})

@@ -8,6 +8,7 @@ upstream objects in exactly one function.  `None` means "use the method's defaul
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 from tunewise.errors import InputError
@@ -63,8 +64,6 @@ class TrainSettings:
         for name in ("batch_size", "grad_accum", "seq_len", "lora_rank", "logging_steps"):
             if getattr(self, name) <= 0:
                 raise InputError(f"must be positive, got {getattr(self, name)}", field=name)
-        if self.epochs <= 0:
-            raise InputError(f"must be positive, got {self.epochs}", field="epochs")
         for name in ("max_steps", "save_steps"):
             value = getattr(self, name)
             if value is not None and value <= 0:
@@ -74,6 +73,7 @@ class TrainSettings:
         for name in ("replay", "lora_dropout", "warmup_ratio"):
             if not 0 <= getattr(self, name) < 1:
                 raise InputError(f"must be in [0, 1), got {getattr(self, name)}", field=name)
+        self._check_positive_finite()
         self._check_rlhf()
         if self.num_fewshot < 0:
             raise InputError(f"must be >= 0, got {self.num_fewshot}", field="num_fewshot")
@@ -85,8 +85,14 @@ class TrainSettings:
         if not self.lora_targets.strip():
             raise InputError("must name modules or be 'all-linear'", field="lora_targets")
 
+    def _check_positive_finite(self) -> None:
+        for name in ("epochs", "dpo_beta"):
+            value = getattr(self, name)
+            if not 0 < value < math.inf:  # written this way round so that NaN fails too
+                raise InputError(f"must be a positive finite number, got {value}", field=name)
+
     def _check_rlhf(self) -> None:
-        if self.rlhf_beta < 0:
+        if not 0 <= self.rlhf_beta < math.inf:
             raise InputError(f"must be >= 0, got {self.rlhf_beta}", field="rlhf_beta")
         if self.rlhf_generations < 2:
             raise InputError(f"must be >= 2 (RLOO's baseline needs another sample), got {self.rlhf_generations}",

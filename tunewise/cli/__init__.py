@@ -31,6 +31,12 @@ class TunewiseGroup(click.Group):
             return super().invoke(ctx)
         except TunewiseError as exc:
             raise UserFacingError(str(exc), exc.exit_code) from None
+        except click.UsageError as exc:
+            # click prints usage + hint + error on three lines; a bad flag is one line like
+            # every other bad input, with where to look for the right spelling.
+            where = exc.ctx.command_path if exc.ctx is not None else ctx.command_path
+            message = " ".join(exc.format_message().split())
+            raise UserFacingError(f"{message} (see '{where} --help')", exc.exit_code) from None
 
 
 @click.group(cls=TunewiseGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -45,6 +51,9 @@ def cli() -> None:
       tunewise eval runs/lora --domain held_out.jsonl
       tunewise report runs/ -o report.html
     """
+    from tunewise.hub import default_offline
+
+    default_offline()  # before any hub library is imported: never reach a hub unasked
 
 
 def _register() -> None:

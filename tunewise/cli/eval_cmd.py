@@ -6,6 +6,8 @@ import json
 
 import click
 
+from tunewise.cli._safety import safety_flags
+
 DTYPES = ("float32", "bfloat16", "float16")
 
 
@@ -38,6 +40,7 @@ DTYPES = ("float32", "bfloat16", "float16")
               help="Reuse the base model's results from an earlier eval.json (or its folder) instead of "
                    "evaluating the base again; refused unless every score-changing setting is identical.")
 @click.option("--json", "as_json", is_flag=True, help="Print the eval record JSON instead of the table.")
+@safety_flags
 def command(**opts) -> None:
     """Measure domain gain and general-skill regression of runs against their base model.
 

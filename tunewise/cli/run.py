@@ -6,6 +6,8 @@ from dataclasses import replace
 
 import click
 
+from tunewise.cli._safety import safety_flags
+
 METHODS = ("prompt", "lora", "qlora", "full", "dpo", "rlhf")
 OPTIMIZERS = ("adamw", "adamw-8bit", "paged-adamw-8bit", "sgd")
 PRECISIONS = ("bf16", "fp16", "fp32", "amp")
@@ -66,6 +68,7 @@ DATA_FLAGS = {"data": "train", "eval_data": "eval", "general_data": "general"}
 @click.option("--gradient-checkpointing/--no-gradient-checkpointing", default=None, help="Recompute activations.")
 @click.option("--dpo-beta", type=float, help="DPO beta (strength of the pull towards the reference).")
 @click.option("--dpo-lora/--dpo-full", "dpo_lora", default=None, help="DPO: train an adapter or every weight.")
+@safety_flags
 def command(plan_path, **opts) -> None:
     """Train (or prepare a prompt) as planned and record what actually happened.
 
