@@ -113,11 +113,11 @@ def check(settings: TrainSettings, method: Method, topology: Topology, *, on_cpu
     s = settings
     _check_sharding(s)
     if s.strategy == "deepspeed" and version("deepspeed") is None:
-        raise InputError("strategy deepspeed needs the DeepSpeed package: pip install deepspeed", field="strategy")
+        raise InputError("strategy deepspeed needs the DeepSpeed package: pip install deepspeed", field="settings.strategy")
     if on_cpu and s.strategy != "ddp":
         raise InputError(
             f"strategy {s.strategy} needs CUDA GPUs: on CPU accelerate runs the processes as MULTI_CPU "
-            "(DDP over gloo) and ignores the FSDP/DeepSpeed plugin; use strategy ddp on CPU", field="strategy")
+            "(DDP over gloo) and ignores the FSDP/DeepSpeed plugin; use strategy ddp on CPU", field="settings.strategy")
     if not on_cpu and gpus is not None and topology.per_machine > gpus:
         raise InputError(f"{topology.per_machine} processes per machine but this machine has {gpus} CUDA GPU(s)",
                          field="num_processes")
@@ -130,19 +130,19 @@ def check(settings: TrainSettings, method: Method, topology: Topology, *, on_cpu
 def _check_sharding(s: TrainSettings) -> None:
     if s.strategy == "ddp" and s.zero_stage:
         raise InputError(f"zero_stage {s.zero_stage} with strategy ddp: DDP keeps a full copy on every GPU; "
-                         "use strategy fsdp (stages 2-3) or deepspeed (stages 1-3)", field="zero_stage")
+                         "use strategy fsdp (stages 2-3) or deepspeed (stages 1-3)", field="settings.zero_stage")
     if s.strategy == "ddp" and s.cpu_offload:
         raise InputError("cpu_offload with strategy ddp: offloading comes with strategy fsdp or deepspeed",
-                         field="cpu_offload")
+                         field="settings.cpu_offload")
     if s.strategy == "fsdp" and s.zero_stage == 1:
         raise InputError("zero_stage 1 with strategy fsdp: FSDP has no optimizer-only sharding; use zero_stage 2 "
-                         "or 3, or strategy deepspeed", field="zero_stage")
+                         "or 3, or strategy deepspeed", field="settings.zero_stage")
     if s.strategy == "deepspeed" and s.cpu_offload and s.zero_stage < 2:
         raise InputError(f"cpu_offload with DeepSpeed zero_stage {s.zero_stage}: ZeRO-Offload needs zero_stage 2 "
-                         "or 3", field="cpu_offload")
+                         "or 3", field="settings.cpu_offload")
     if s.strategy == "deepspeed" and s.cpu_offload and s.optimizer != "adamw":
         raise InputError(f"cpu_offload with optimizer {s.optimizer}: DeepSpeed's offload steps its own CPU AdamW; "
-                         "use optimizer adamw", field="optimizer")
+                         "use optimizer adamw", field="settings.optimizer")
 
 
 def _require(requirements, what: str, version: Callable[[str], str | None]) -> None:
@@ -152,7 +152,7 @@ def _require(requirements, what: str, version: Callable[[str], str | None]) -> N
         found = version(package)
         if found is None or Version(found.split("+")[0]) < Version(oldest):
             raise InputError(f"{what} needs {package} >= {oldest}, found {found or 'none'}: "
-                             f"pip install -U {package}", field="strategy")
+                             f"pip install -U {package}", field="settings.strategy")
 
 
 def build(settings: TrainSettings, method: Method, topology: Topology, *, on_cpu: bool,

@@ -1,9 +1,15 @@
-"""Same global batch, same loss: 2 DDP processes (gloo, CPU) and gradient accumulation vs one process.
+"""Same global batch, same loss: 2 DDP processes (gloo, CPU) and gradient accumulation vs one process;
+bad launch combinations are one line before anything starts.
 
     .venv/bin/python -m pytest tests/integration/test_runners_ddp.py
 """
 
 from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import yaml
@@ -35,12 +41,37 @@ def test_two_processes_match_one_process(tiny_model_dir, single):
     losses = [r["loss"] for r in metrics(out / "two")]
     assert losses == pytest.approx(expected, rel=TOLERANCE)
     assert losses[-1] != pytest.approx(losses[0], rel=1e-3)  # it trained: the curve moved
-    assert len(record.peak_memory.per_rank) == 2
+    ranks = record.peak_memory.per_rank
+    assert [r["rank"] for r in ranks] == [0, 1] and all(r["rss_peak_gib"] > 0 and r["host"] for r in ranks)
     config = yaml.safe_load((out / "two" / "accelerate_config.yaml").read_text())
-    assert config["num_processes"] == 2 and config["use_cpu"] is True
+    assert config["num_processes"] == 2 and config["use_cpu"] is True and config["distributed_type"] == "MULTI_GPU"
+    distributed = record.config["distributed"]  # planned, and what accelerate actually ran
+    assert distributed["strategy"] == "ddp" and distributed["num_processes"] == 2
+    assert distributed["accelerate_distributed_type"] == "MULTI_CPU"  # gloo DDP on CPU
 
 
 def test_gradient_accumulation_matches_a_bigger_batch(tiny_model_dir, single):
     train, out, expected = single
     run_plan(make_plan(tiny_model_dir, Method.LORA, train, name="accum", batch_size=1, grad_accum=4, max_steps=4), out)
     assert [r["loss"] for r in metrics(out / "accum")] == pytest.approx(expected, rel=TOLERANCE)
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tunewise", "run", *args], capture_output=True, text=True,
+                          timeout=120, cwd=cwd, check=False)
+
+
+@pytest.mark.parametrize(("settings", "flags", "words"), [
+    ({"strategy": "ddp", "zero_stage": 3}, ["--num-processes", "2"], "zero_stage 3 with strategy ddp"),
+    ({}, ["--num-processes", "4", "--num-machines", "2"], "--main-process-ip"),
+    ({}, ["--num-processes", "0"], "--num-processes"),
+])
+def test_bad_launch_is_one_line_and_leaves_no_run_folder(tiny_model_dir, tmp_path, settings, flags, words):
+    train = write_jsonl(tmp_path / "train.jsonl", arithmetic_rows(8))
+    plan = make_plan(tiny_model_dir, Method.LORA, train, name="bad")
+    plan = replace(plan, settings=plan.settings.replace(**settings))
+    plan.write(tmp_path / "plan.yaml")
+    proc = _cli("plan.yaml", "--device", "cpu", "--out", "runs", *flags, cwd=tmp_path)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2 and len(lines) == 1 and words in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "runs" / "bad").exists()

@@ -183,18 +183,18 @@ def test_bad_topology_is_one_clear_line(topology, field, words):
 
 
 @pytest.mark.parametrize(("settings", "kw", "field", "words"), [
-    (dict(strategy="ddp", stage=3), {}, "zero_stage", "strategy fsdp"),
-    (dict(strategy="ddp", offload=True), {}, "cpu_offload", "fsdp or deepspeed"),
-    (dict(strategy="fsdp", stage=1), {}, "zero_stage", "no optimizer-only sharding"),
-    (dict(strategy="deepspeed", stage=1, offload=True), {}, "cpu_offload", "zero_stage 2 or 3"),
-    (dict(strategy="deepspeed", stage=3, offload=True, optimizer="adamw-8bit"), {}, "optimizer", "adamw"),
-    (dict(strategy="deepspeed", stage=2), dict(version={}.get), "strategy", "pip install deepspeed"),
-    (dict(strategy="fsdp", stage=3), dict(on_cpu=True, gpus=None), "strategy", "needs CUDA GPUs"),
-    (dict(strategy="deepspeed", stage=3), dict(on_cpu=True, gpus=None), "strategy", "MULTI_CPU"),
+    (dict(strategy="ddp", stage=3), {}, "settings.zero_stage", "strategy fsdp"),
+    (dict(strategy="ddp", offload=True), {}, "settings.cpu_offload", "fsdp or deepspeed"),
+    (dict(strategy="fsdp", stage=1), {}, "settings.zero_stage", "no optimizer-only sharding"),
+    (dict(strategy="deepspeed", stage=1, offload=True), {}, "settings.cpu_offload", "zero_stage 2 or 3"),
+    (dict(strategy="deepspeed", stage=3, offload=True, optimizer="adamw-8bit"), {}, "settings.optimizer", "adamw"),
+    (dict(strategy="deepspeed", stage=2), dict(version={}.get), "settings.strategy", "pip install deepspeed"),
+    (dict(strategy="fsdp", stage=3), dict(on_cpu=True, gpus=None), "settings.strategy", "needs CUDA GPUs"),
+    (dict(strategy="deepspeed", stage=3), dict(on_cpu=True, gpus=None), "settings.strategy", "MULTI_CPU"),
     (dict(), dict(gpus=4), "num_processes", "4 CUDA GPU(s)"),
     (dict(strategy="fsdp", stage=3), dict(method=Method.QLORA, version={**ALL_THERE, "bitsandbytes": "0.42.0"}.get),
-     "strategy", "bitsandbytes >= 0.43.0"),
-    (dict(strategy="fsdp", stage=3), dict(version={**ALL_THERE, "accelerate": "1.5.2"}.get), "strategy",
+     "settings.strategy", "bitsandbytes >= 0.43.0"),
+    (dict(strategy="fsdp", stage=3), dict(version={**ALL_THERE, "accelerate": "1.5.2"}.get), "settings.strategy",
      "accelerate >= 1.6.0"),
 ])
 def test_bad_combination_is_one_clear_line_before_launch(settings, kw, field, words):
