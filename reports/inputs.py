@@ -190,7 +190,7 @@ def read_metrics(path: Path, notes: list[str], run_name: str) -> list[dict[str, 
                 continue
             try:
                 row = json.loads(line)
-            except json.JSONDecodeError:
+            except (ValueError, RecursionError):  # truncated, too deep, or an absurd number
                 bad.append(number)
                 continue
             if isinstance(row, dict):

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from tunewise.errors import InputError
+from tunewise.schema import json_problem
 
 FORMATS = ("prompt_completion", "messages", "text", "preference")
 ROLES = ("system", "user", "assistant")
@@ -185,8 +186,8 @@ def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
                 continue
             try:
                 row = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"invalid JSON: {exc.msg} (column {exc.colno})", path=path, line=line_no) from None
+            except (ValueError, RecursionError) as exc:
+                raise InputError(json_problem(exc), path=path, line=line_no) from None
             if not isinstance(row, dict):
                 raise InputError(f"expected a JSON object, got {type(row).__name__}", path=path, line=line_no)
             yield line_no, row

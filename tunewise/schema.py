@@ -82,6 +82,10 @@ def read_yaml(path: str | Path) -> Any:
         line = mark.line + 1 if mark is not None else None
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise InputError(f"invalid YAML: {problem}", path=path, line=line) from None
+    except RecursionError:
+        raise InputError("invalid YAML: nested too deeply", path=path) from None
+    except ValueError as exc:  # e.g. an integer beyond Python's 4300-digit conversion limit
+        raise InputError(f"invalid YAML: {str(exc).split(';')[0]}", path=path) from None
 
 
 def read_json(path: str | Path) -> Any:
@@ -89,8 +93,18 @@ def read_json(path: str | Path) -> Any:
     text = _read_text(path)
     try:
         return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"invalid JSON: {exc.msg}", path=path, line=exc.lineno) from None
+    except (ValueError, RecursionError) as exc:
+        raise InputError(json_problem(exc), path=path, line=getattr(exc, "lineno", None)) from None
+
+
+def json_problem(exc: BaseException) -> str:
+    """One line for what json.loads refused: a syntax error (with its column), a nesting
+    too deep for the parser, or an integer beyond Python's 4300-digit conversion limit."""
+    if isinstance(exc, json.JSONDecodeError):
+        return f"invalid JSON: {exc.msg} (column {exc.colno})"
+    if isinstance(exc, RecursionError):
+        return "invalid JSON: nested too deeply"
+    return f"invalid JSON: {str(exc).split(';')[0]}"
 
 
 def _read_text(path: Path) -> str:

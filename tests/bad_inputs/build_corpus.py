@@ -56,6 +56,8 @@ def data_files() -> dict[str, bytes]:
         "truncated.parquet": _parquet([ok] * 50)[:300],
         "wrong_columns.parquet": _parquet([{"x": 1, "y": "z"}]),
         "notes.txt": PC.encode(),
+        "deep_nesting.jsonl": PC.encode() + b"[" * 5000 + b"\n",
+        "huge_number.jsonl": PC.encode() + b'{"prompt": "a", "completion": "b", "n": ' + b"7" * 5000 + b"}\n",
     }
 
 
@@ -97,6 +99,8 @@ def plan_files() -> dict[str, bytes]:
         "utf16.yaml": plan(head).decode().encode("utf-16"),
         "name_escape.yaml": plan(head + "name: ../../escaped\n"),
         "settings_list.yaml": plan(head + "settings: [1, 2]\n"),
+        "deep_nesting.yaml": plan(head + "estimate: " + "{a: " * 3000 + "1" + "}" * 3000 + "\n"),
+        "huge_number.yaml": plan(head + "settings: {batch_size: " + "9" * 5000 + "}\n"),
         "missing_data.yaml": plan("method: lora\nmodel: @MODEL@\ndata: {train: no_such_file.jsonl}\n"),
     }
 
