@@ -40,6 +40,7 @@ class AdviceRequest:
     gpu: str | None = None
     gpu_mem_gib: float | None = None
     gpus: int = 1
+    nodes: int = 1  # machines the GPUs are spread over (advisor/scaleout.py)
     data: str | None = None
     eval_data: str | None = None
     examples: int | None = None  # without --data: plan for this many examples
@@ -59,7 +60,7 @@ class AdviceRequest:
     history: bool = True  # also learn from the local run history (advisor/run_history.py)
 
     def __post_init__(self) -> None:
-        for name in ("gpus", "tasks", "examples"):
+        for name in ("gpus", "nodes", "tasks", "examples"):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise InputError(f"must be positive, got {value}", field=name)
@@ -70,6 +71,9 @@ class AdviceRequest:
         if self.eval_data and not self.data:
             raise InputError("--eval-data needs --data (the overlap is train vs eval)", field="eval_data")
         normalise_goal(self.goal)
+        from advisor.scaleout import check_layout
+
+        check_layout(self.gpus, self.nodes)
 
 
 @dataclass
@@ -86,6 +90,8 @@ class Advice:
     request: AdviceRequest
     plan_path: str | None = None
     calibration: Calibration | None = None
+    # methods that do not fit as asked -> the fewest GPUs and the strategy that make them fit
+    scale_out: dict[Method, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def chosen(self) -> Candidate:
@@ -139,6 +145,7 @@ class Advice:
             "data": self.profile.to_dict() if self.profile else None,
             "plan": self.plan_path,
             "calibration": self.calibration.to_dict() if self.calibration else None,
+            "scale_out": {m.value: d for m, d in self.scale_out.items()},
         })
 
 
@@ -157,7 +164,17 @@ def advise(request: AdviceRequest) -> Advice:
     hardware = {"name": hw.name, "count": s.gpus, "memory_gib": hw.memory_gib, "kind": hw.kind}
     notes = choice.notes + (calibration.summary() if calibration else [])
     return Advice(choice.method, choice.rule, choice.reasons, notes, s.candidates, fixes, profile,
-                  spec.summary(), hardware, request, calibration=calibration)
+                  spec.summary(), hardware, request, calibration=calibration, scale_out=_scale_out(s))
+
+
+def _scale_out(s: Situation) -> dict[Method, dict[str, Any]]:
+    """For every training method that does not fit as asked: the fewest GPUs and the strategy."""
+    if s.device_kind != "gpu" or all(c.fits or not c.method.trains for c in s.candidates.values()):
+        return {}
+    from advisor.fixes import scale_out
+
+    plans = {m: scale_out(s, c) for m, c in s.candidates.items() if c.supported}
+    return {m: p for m, p in plans.items() if p}
 
 
 def _calibration(request: AdviceRequest, hw: Any) -> Calibration | None:
@@ -209,6 +226,7 @@ def _situation(request: AdviceRequest, spec: Any, hw: Any, profile: DataProfile 
                calibration: Calibration | None = None) -> Situation:
     from advisor.estimate import estimate as run_estimate
     from advisor.memory import MemoryKnobs
+    from advisor.scaleout import nodes_for
 
     memo: dict[tuple, dict[str, Any]] = {}  # rules ask for the same configuration repeatedly
 
@@ -225,7 +243,8 @@ def _situation(request: AdviceRequest, spec: Any, hw: Any, profile: DataProfile 
         if examples is not None and method.trains and settings.replay:
             examples = math.ceil(examples / (1 - settings.replay))  # replayed general rows are trained on too
         knobs = MemoryKnobs(preference_adapter=settings.dpo_lora is not False)  # DPO/RLHF: adapter unless told
-        return run_estimate(other_spec or spec, method, hw, settings, gpus=gpus, examples=examples,
+        nodes = nodes_for(gpus, request.nodes)
+        return run_estimate(other_spec or spec, method, hw, settings, gpus=gpus, nodes=nodes, examples=examples,
                             avg_tokens_per_example=avg, price_usd_per_hour=request.price_usd_per_hour,
                             knobs=knobs, calibration=calibration).to_dict()
 
@@ -260,7 +279,7 @@ def _verdict(s: Situation, cand: Candidate, chosen: bool) -> tuple[str, str]:
         (data is not None and data.verdict == "insufficient", "too-little-data", data.reason if data else ""),
     ]
     if chosen:
-        issues = "; ".join(reason for bad, _, reason in problems if bad)
+        issues = "; ".join(dict.fromkeys(reason for bad, _, reason in problems if bad))
         return "recommended", issues or "chosen by the policy; see the reasons"
     for bad, verdict, reason in problems:
         if bad:

@@ -21,7 +21,10 @@ Sampling is token by token, bandwidth-bound: each decode step reads every weight
 a generation batch of batch x grad_accum completions (trl's RLOO generates one batch per
 optimizer step), `rlhf_generation_hours`.
 
-time = tokens x FLOPs/token / (GPUs x peak FLOP/s x MFU).  MFU per method is an
+time = tokens x FLOPs/token / (GPUs x peak FLOP/s x MFU) + micro-steps x the device's fixed
+step overhead (`Hardware.step_overhead_s`: Python, op dispatch and Trainer bookkeeping per
+micro-step, measured on CPU, where it dominates small models) + the communication that
+does not hide behind compute on several GPUs (advisor/scaleout.py).  MFU per method is an
 assumption stated in every estimate (anchors in memory_formulas.md §8: torchtune
 Llama-3.2-3B full + activation checkpointing ≈ 45% MFU, LoRA ≈ 34% at 4N; HF-Trainer
 LoRA on Llama-2-7B ≈ 21% at 4N (LLaMA-Factory wiki); QLoRA 1.56x slower than LoRA without
@@ -59,6 +62,9 @@ class TimeEstimate:
     hours: float | None
     generation_hours: float = 0.0
     stages: dict[str, float] | None = None  # RLHF: hours of sft, reward_model, policy, generation
+    overhead_hours: float = 0.0  # micro-steps x Hardware.step_overhead_s
+    comm_hours: float = 0.0  # all communication, before overlap (advisor/scaleout.py)
+    exposed_comm_hours: float = 0.0  # the part that does not overlap compute (in `hours`)
 
 
 def matmul_params(spec: ModelSpec) -> int:
@@ -104,28 +110,55 @@ def default_mfu(method: Method, hardware: Hardware) -> float:
 def training_time(  # noqa: PLR0913 - mfu: the calibrated value (advisor/calibration.py)
     spec: ModelSpec, method: Method, settings: TrainSettings, hardware: Hardware, *,
     tokens: int | None, gpus: int, adapter: bool, precompute_reference: bool = False,
-    mfu: float | None = None, rlhf: RLHFTiming | None = None,
+    mfu: float | None = None, rlhf: RLHFTiming | None = None, comm: CommPlan | None = None,
 ) -> TimeEstimate:
-    """mfu: a calibrated value (advisor/calibration.py) instead of `default_mfu`.
+    """mfu: a calibrated value (advisor/calibration.py) instead of `default_mfu`; it was fitted
+    to end-to-end throughput, so it already includes the fixed step overhead (not added again).
 
     rlhf: how the RLHF stages run (default `RLHFTiming()`); ignored for other methods.
+    comm: the bytes each GPU sends per step (advisor/scaleout.py); None on one device.
     """
     rlhf = rlhf or RLHFTiming()
     fpt = flops_per_token(spec, method, settings, adapter=adapter, precompute_reference=precompute_reference,
                           algorithm=rlhf.algorithm)
+    step_overhead = (hardware.step_overhead_s or 0.0) if mfu is None else 0.0
     mfu = mfu if mfu is not None else default_mfu(method, hardware)
     peak = hardware.peak_tflops(settings.precision)
     if tokens is None or method is Method.PROMPT or not peak:
         return TimeEstimate(fpt, mfu, None if method is not Method.PROMPT else 0.0)
     rate = gpus * peak * 1e12 * mfu
     if method is not Method.RLHF:
-        return TimeEstimate(fpt, mfu, tokens * fpt / rate / 3600)
+        compute_h = tokens * fpt / rate / 3600
+        micro = micro_steps(method, settings, tokens, gpus)
+        overhead_h = micro * step_overhead / 3600
+        comm_h = comm.hours(micro) if comm is not None else 0.0
+        exposed = max(0.0, comm_h - compute_h)  # full overlap (advisor/scaleout.py)
+        return TimeEstimate(fpt, mfu, compute_h + overhead_h + exposed, overhead_hours=overhead_h,
+                            comm_hours=comm_h, exposed_comm_hours=exposed)
     stages = rlhf_stage_hours(spec, settings, tokens, rate, adapter=adapter, fpt=fpt, rlhf=rlhf)
     sampled = rlhf.sampled_tokens(settings, tokens)
     sequences = (rlhf.sequences or tokens / settings.seq_len) * sampled / tokens
     gen_hours = rlhf_generation_hours(spec, settings, hardware, sequences, gpus)
     stages["generation"] = gen_hours
     return TimeEstimate(fpt, mfu, sum(stages.values()), gen_hours, stages)
+
+
+def micro_steps(method: Method, settings: TrainSettings, tokens: float, gpus: int) -> float:
+    """Forward/backward passes per device: tokens / (batch x seq_len x GPUs); a DPO pair is two sequences."""
+    sequences = settings.batch_size * (2 if method is Method.DPO else 1)
+    return tokens / (sequences * settings.seq_len * gpus)
+
+
+@dataclass(frozen=True)
+class CommPlan:
+    """What advisor/scaleout.py computed for a layout: bytes per step and the time they take."""
+
+    hours_per_micro_step: float
+    grad_accum: int = 1
+    hours_per_step: float = 0.0  # per optimizer step (grad_accum micro-steps)
+
+    def hours(self, micro: float) -> float:
+        return micro * self.hours_per_micro_step + micro / self.grad_accum * self.hours_per_step
 
 
 @dataclass(frozen=True)

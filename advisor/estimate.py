@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from advisor import compute, memory
+from advisor import compute, memory, scaleout
 from advisor.hardware import Hardware
 from advisor.lora import AdapterPlan, plan_adapter
 from advisor.memory import MemoryBreakdown, MemoryKnobs
@@ -91,6 +91,8 @@ def estimate(  # noqa: PLR0913 - the advisor's contract signature (INTERFACES)
     price_usd_per_hour: float | None = None,
     knobs: MemoryKnobs | None = None,
     calibration: Calibration | None = None,
+    nodes: int = 1,
+    inter_node: str = scaleout.DEFAULT_INTER_NODE,
 ) -> Estimate:
     """Memory, fit, time and cost of training `spec` with `method` (see module docstring).
 
@@ -98,10 +100,13 @@ def estimate(  # noqa: PLR0913 - the advisor's contract signature (INTERFACES)
     avg defaults to seq_len).  For DPO an example is a pair and counts twice.
     calibration: MFU and memory corrections measured on this hardware
     (advisor/calibration.py); each one applied is stated in `assumptions`.
+    gpus: every GPU (accelerate's num_processes), spread evenly over `nodes`; how they
+    shard and communicate: advisor/scaleout.py (`inter_node`: a key of INTER_NODE).
     """
     method = Method(method)
     knobs = knobs or MemoryKnobs()
     _check_sizes(gpus, tokens, examples, avg_tokens_per_example, price_usd_per_hour)
+    scaleout.check_layout(gpus, nodes)
     adapter = _adapter(spec, method, settings, knobs)
     mem = memory.estimate_memory(spec, method, settings, hardware, adapter, gpus=gpus, knobs=knobs)
     learned = _calibrated(calibration, spec, method, hardware, gpus, mem)
@@ -109,23 +114,33 @@ def estimate(  # noqa: PLR0913 - the advisor's contract signature (INTERFACES)
     reason = unsupported_reason(method, settings, hardware, gpus)
     usable = hardware.usable_gib
     paged_fit = mem.total - mem.pageable <= usable
-    fits = reason is None and (mem.total <= usable or paged_fit)
+    shard = scaleout.Sharding.of(settings, gpus)
+    fits = reason is None and (mem.total <= usable or paged_fit) and scaleout.host_ram_ok(mem, hardware, gpus, nodes)
     total_tokens, token_note = _tokens(method, settings, tokens, examples, avg_tokens_per_example, gpus)
     uses_adapter = adapter is not None
+    trainable = _trainable(spec, method, adapter, knobs)
+    comm = None
+    if gpus > 1 or shard.offload:
+        traffic = scaleout.step_traffic(spec, method, settings, shard, trainable=trainable,
+                                        with_adapter=uses_adapter, knobs=knobs)
+        comm = scaleout.comm_plan(traffic, hardware, grad_accum=settings.grad_accum, gpus=gpus, nodes=nodes,
+                                  inter_node=inter_node)
     timing = compute.training_time(spec, method, settings, hardware, tokens=total_tokens, gpus=gpus,
                                    adapter=uses_adapter, precompute_reference=knobs.precompute_reference,
-                                   mfu=learned.mfu, rlhf=_rlhf_timing(settings, knobs, examples, gpus))
+                                   mfu=learned.mfu, rlhf=_rlhf_timing(settings, knobs, examples, gpus), comm=comm)
     price = price_usd_per_hour if price_usd_per_hour is not None else hardware.usd_per_hour
     cost = None if timing.hours is None or price is None else timing.hours * price * gpus
     est = Estimate(
         model=spec, method=method, hardware=hardware, gpus=gpus, settings=settings,
-        trainable_params=_trainable(spec, method, adapter, knobs), memory=mem, fits=fits,
+        trainable_params=trainable, memory=mem, fits=fits,
         supported=reason is None, reason=reason, tokens=total_tokens, time_hours=timing.hours,
         cost_usd=cost,
     )
-    est.warnings = _warnings(est, price)
+    est.warnings = _warnings(est, price) + scaleout.layout_warnings(shard, mem, hardware, gpus, nodes, settings)
     source = "--price" if price_usd_per_hour is not None else f"{hardware.price_source} {hardware.price_date}".strip()
     est.assumptions = _assumptions(est, knobs, timing, token_note, (price, source))
+    est.assumptions += scaleout.layout_assumptions(shard, method, hardware, timing, gpus=gpus, nodes=nodes,
+                                                   inter_node=inter_node)
     if learned.notes:  # the calibrated MFU replaces the default MFU line; memory adds one
         est.assumptions = [*learned.notes] + [a for a in est.assumptions if not a.startswith("MFU ")
                                            or learned.mfu is None]
@@ -237,6 +252,8 @@ def _assumptions(est: Estimate, knobs: MemoryKnobs, timing, token_note: str, pri
                       "reference and reward forwards; PPO: x2 training + 4 forwards): " if method is Method.RLHF
                       else "token ")
                    + "(2N forward + attention; x3 full, x2 LoRA, +1 forward with checkpointing)")
+        if timing.overhead_hours:
+            out.append(f"+ {hardware.step_overhead_s:g} s fixed overhead per micro-step ({hardware.step_overhead_source})")
     out.append(token_note)
     if price is not None:
         out.append(f"${price:.2f} per GPU-hour ({src})")

@@ -18,11 +18,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from advisor.context import Candidate, Situation
+from advisor.scaleout import nodes_for
 from tunewise.methods import Method
 from tunewise.settings import TrainSettings
 
 MIN_SEQ = 256
-GPU_COUNTS = (2, 4, 8, 16)
+GPU_COUNTS = (1, 2, 4, 8, 16, 32, 64)  # beyond 8: several 8-GPU nodes (advisor/scaleout.py)
+# The sharding ladder, least first: (strategy, zero_stage, cpu_offload, why this one).
+LADDER = (
+    ("ddp", 0, False, "every GPU holds the weights, gradients and optimizer states; only gradients are "
+                      "all-reduced (least communication)"),
+    ("deepspeed", 2, False, "the weights fit on each GPU but not with their gradients and optimizer states, "
+                            "which ZeRO-2 shards (same traffic as DDP)"),
+    ("fsdp", 3, False, "the weights themselves do not fit on one GPU: full sharding splits them too "
+                       "(1.5x DDP's traffic)"),
+    ("deepspeed", 3, True, "no count up to the largest fits even fully sharded: weights, gradients and "
+                           "optimizer states in CPU RAM (last resort: PCIe traffic every step)"),
+)
 
 
 @dataclass
@@ -45,6 +57,7 @@ class Trial:
         changed = {k: v for k, v in self.settings.__dict__.items() if getattr(base.settings, k) != v}
         est = self.estimate
         return {"change": self.change, "method": self.method.value, "gpus": self.gpus,
+                "nodes": nodes_for(self.gpus),
                 "model": self.model, "settings": changed, "fits": self.fits,
                 "total_gib": est["memory_gib"]["total"], "time_hours": est.get("time_hours"),
                 "cost_usd": est.get("cost_usd")}
@@ -103,16 +116,56 @@ def _switch(target: Method, why: str) -> Callable[..., Trial | None]:
 
 
 def _more_gpus(s: Situation, c: Candidate, st: TrainSettings, gpus: int) -> Trial | None:
-    """The fewest GPUs (of GPU_COUNTS, more than now) that fit with ZeRO-3 / FSDP sharding."""
+    """The fewest GPUs (GPU_COUNTS, from the current count) and, at that count, the least
+    sharding of LADDER that fit; CPU offload only if no count fits without it (it moves
+    every step's weights over PCIe).  The change says why that strategy."""
     if s.device_kind != "gpu" or not c.method.trains:
         return None
-    for n in (g for g in GPU_COUNTS if g > gpus):
-        accum = max(1, math.ceil(st.grad_accum * gpus / n))
-        trial = _run(s, Trial("", c.method, st.replace(zero_stage=3, strategy="fsdp", grad_accum=accum), n))
-        if trial.fits:
-            trial.change = f"{n} x {s.hardware} with ZeRO-3 / FSDP sharding"
-            return trial
+    for offloading in (False, True):
+        for n in (g for g in GPU_COUNTS if g >= gpus):
+            for strategy, stage, offload, why in LADDER:
+                if offload != offloading or (n == 1 and not offload) or \
+                        (n == gpus and (stage, offload) <= (st.zero_stage, st.cpu_offload)):
+                    continue  # one GPU: only offload changes anything; the current count: only more sharding
+                accum = max(1, math.ceil(st.grad_accum * gpus / n))
+                changed = st.replace(zero_stage=stage, strategy=strategy, cpu_offload=offload, grad_accum=accum)
+                trial = _run(s, Trial("", c.method, changed, n))
+                if trial.fits:
+                    nodes = nodes_for(n)
+                    where = f"{n} x {s.hardware}" + (f" on {nodes} nodes" if nodes > 1 else "")
+                    trial.change = f"{where} with {_layout(strategy, stage, offload)}: {why}"
+                    return trial
     return None
+
+
+def _layout(strategy: str, stage: int, offload: bool) -> str:
+    name = {"ddp": "DDP", "fsdp": "FSDP full sharding (ZeRO-3)"}.get(strategy, f"DeepSpeed ZeRO-{stage}")
+    return name + (" + CPU offload" if offload else "")
+
+
+def scale_out(s: Situation, c: Candidate) -> dict[str, Any]:
+    """The fewest GPUs and the strategy that make `c` fit (keeping its method and model), as
+    one line and its numbers; or why nothing up to GPU_COUNTS[-1] GPUs does."""
+    if c.fits or not c.method.trains or s.device_kind != "gpu":
+        return {}
+    trial = _more_gpus(s, c, c.settings, c.gpus)
+    if trial is None:
+        largest = GPU_COUNTS[-1]
+        return {"fits": False, "line": f"{c.method.value}: no layout of up to {largest} x {s.hardware} fits "
+                f"(DDP, ZeRO-2, FSDP/ZeRO-3, or ZeRO-3 + CPU offload within the assumed CPU RAM); "
+                f"it needs a smaller model, QLoRA/LoRA, or larger GPUs"}
+    fix = trial.to_dict(c)
+    line = (f"{c.method.value}: {trial.change}; {fix['total_gib']:.1f} GiB/GPU, "
+            f"{_hours(fix['time_hours'])}, {_usd(fix['cost_usd'])}")
+    return {**fix, "fits": True, "line": line}
+
+
+def _hours(hours: float | None) -> str:
+    return "time unknown" if hours is None else (f"{hours * 60:.0f} min" if hours < 1 else f"{hours:.1f} h")
+
+
+def _usd(usd: float | None) -> str:
+    return "cost unknown" if usd is None else f"${usd:,.2f}"
 
 
 def _smaller_model(s: Situation, c: Candidate, st: TrainSettings, gpus: int) -> Trial | None:

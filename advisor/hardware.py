@@ -65,13 +65,18 @@ class Hardware:
     step_overhead_s: float | None = None
     step_overhead_source: str = ""
     cores: int | None = None  # CPU rows: cores the peak counts (training threads use them)
+    # GPU-to-GPU link inside a node (NVLink/NVSwitch, Infinity Fabric or PCIe), peak GB/s in
+    # one direction per GPU, for the communication term of multi-GPU time (advisor/scaleout.py)
+    interconnect: str = ""
+    interconnect_gbs: float | None = None
+    interconnect_source: str = ""
 
     def __post_init__(self) -> None:
         if self.kind not in USABLE_FRACTION:
             raise InputError(f"expected gpu, apple or cpu, got {self.kind!r}", field="kind")
         if not self.memory_gib or self.memory_gib <= 0:
             raise InputError(f"must be positive, got {self.memory_gib}", field="memory_gib")
-        for name in ("bf16_tflops", "fp32_tflops", "usd_per_hour"):
+        for name in ("bf16_tflops", "fp32_tflops", "usd_per_hour", "interconnect_gbs"):
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise InputError(f"must not be negative, got {value}", field=name)

@@ -75,8 +75,26 @@ def _largest_batch(s: Situation, m: Method, values: dict) -> int | None:
 
 def _zero_stage(s: Situation, m: Method, values: dict) -> int:
     """The least sharding (0, 2, 3) at which batch 1 with checkpointing fits; 3 if none does."""
-    return next((z for z in (0, 2, 3) if _fits(s, m, values, zero_stage=z, batch_size=1,
+    return next((z for z in (0, 2, 3) if _fits(s, m, values, zero_stage=z, strategy=STRATEGY[z], batch_size=1,
                                                gradient_checkpointing=True)), 3)
+
+
+def _needs_offload(s: Situation, m: Method, values: dict) -> bool:
+    """Full sharding does not fit at batch 1 with checkpointing, but with CPU offload it does."""
+    if s.device_kind != "gpu" or values.get("zero_stage") != 3:
+        return False
+    small = {"batch_size": 1, "gradient_checkpointing": True, "strategy": STRATEGY[3]}
+    return not _fits(s, m, values, **small) and _fits(s, m, values, cpu_offload=True, **small)
+
+
+_STAGE_WHY = {
+    0: "plain data parallel (DDP) fits: every GPU holds the weights, gradients and optimizer states, "
+       "and only gradients are all-reduced (least communication)",
+    2: "the weights fit on each GPU but not with their gradients and optimizer states: ZeRO-2 shards those "
+       "(same traffic as DDP, ZeRO paper sec. 7.2.1)",
+    3: "the weights themselves do not fit on one GPU: full sharding (FSDP / ZeRO-3) shards them too "
+       "(1.5x DDP's traffic)",
+}
 
 
 def _fewshot(s: Situation, m: Method, values: dict) -> int:
@@ -179,9 +197,11 @@ RULES: tuple[SettingRule, ...] = (
                 lambda *_: "no replay (pass --preserve-general to mix in general data)"),
     # -- memory: these ask the estimator
     SettingRule("zero_stage", "shard-when-needed", lambda s, m, v: s.gpus > 1, _zero_stage,
-                lambda s, m, v, x: f"{s.gpus} GPUs: ZeRO stage {x} is the least sharding at which the "
-                "estimate fits" if x else f"{s.gpus} GPUs: plain data parallel fits, no sharding needed"),
+                lambda s, m, v, x: f"{s.gpus} GPUs, stage {x}: {_STAGE_WHY[x]}"),
     SettingRule("zero_stage", "single-device", _always, lambda *_: 0, lambda *_: "one device: no sharding"),
+    SettingRule("cpu_offload", "offload-last-resort", _needs_offload, lambda *_: True,
+                lambda s, *_: f"even fully sharded over {s.gpus} GPUs it does not fit: weights, gradients and "
+                "optimizer states go to CPU RAM (last resort: PCIe traffic every step)"),
     SettingRule("gradient_checkpointing", "roomy", lambda s, m, v: _fits(
         s, m, v, HEADROOM, gradient_checkpointing=False, batch_size=v.get("batch_size", ROOMY_BATCH)),
                 lambda *_: False, lambda s, m, v, x: f"micro-batch {v.get('batch_size', ROOMY_BATCH)} fits "

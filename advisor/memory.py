@@ -80,6 +80,10 @@ class MemoryKnobs:
     preference_adapter: bool = True  # DPO/RLHF train LoRA; the reference is the disabled adapter
     precompute_reference: bool = False  # TRL precompute_ref_log_probs
     double_quant: bool = True
+    # bitsandbytes keeps NF4 constants in `quant_state` (not sharded by FSDP/ZeRO-3); torchao's
+    # NF4Tensor (torchtune) all-gathers them with the data (`fsdp_pre_all_gather` returns
+    # quantized_scalers, quantization_factor, quantized_data), so they shard.
+    quant_constants_sharded: bool = False
     adapter_bytes: int | None = None  # None: as the runners do (see adapter_weight_bytes)
     activation_offload: bool = False
     rlhf_response_tokens: int | None = None  # None: TrainSettings.rlhf_response_tokens
@@ -105,6 +109,7 @@ class MemoryBreakdown:
     adapter: float
     overhead: float
     pageable: float = 0.0
+    offloaded: float = 0.0  # CPU RAM that CPU offload fills per GPU (not part of the total)
 
     @property
     def allocated(self) -> float:
@@ -160,15 +165,27 @@ def optimizer_bytes_per_param(optimizer: str, state_bytes: float) -> float:
     return 0.0  # sgd without momentum
 
 
-def quantized_weight_bytes(spec: ModelSpec, precision: str, double_quant: bool) -> float:
-    """NF4 base: Linear layers in 4 bits + constants, everything else in 16 bits."""
+def quantized_linear_params(spec: ModelSpec) -> int:
+    """Parameters bitsandbytes quantises: the decoder layers' Linear weights."""
     linear = spec.n_layers * sum(i * o for _, i, o in spec.layer_linears)
     if spec.family == "qwen2_moe":  # shared expert linears exist in sparse layers only
         linear = spec.n_layers * sum(i * o for p, i, o in spec.layer_linears if "shared" not in p)
         linear += spec.sparse_layers * sum(i * o for p, i, o in spec.layer_linears if "shared" in p)
-    per_q = NF4_BYTES + (NF4_DOUBLE_QUANT_BYTES if double_quant else NF4_ABSMAX_BYTES)
+    return linear
+
+
+def quantization_constant_bytes(spec: ModelSpec, double_quant: bool) -> float:
+    """The NF4 absmax (and double-quantisation) constants: bitsandbytes keeps them in the
+    weight's `quant_state`, not in a parameter, so FSDP/ZeRO-3 do not shard them."""
+    per = NF4_DOUBLE_QUANT_BYTES if double_quant else NF4_ABSMAX_BYTES
+    return quantized_linear_params(spec) * per
+
+
+def quantized_weight_bytes(spec: ModelSpec, precision: str, double_quant: bool) -> float:
+    """NF4 base: Linear layers in 4 bits + constants, everything else in 16 bits."""
+    linear = quantized_linear_params(spec)
     other = spec.params - linear
-    return linear * per_q + other * compute_bytes(precision)
+    return linear * NF4_BYTES + quantization_constant_bytes(spec, double_quant) + other * compute_bytes(precision)
 
 
 def estimate_memory(
@@ -202,6 +219,7 @@ def estimate_memory(
         adapter=parts["adapter"] / GIB,
         overhead=overhead_bytes / GIB + context,
         pageable=parts["pageable"] / GIB,
+        offloaded=parts.get("offloaded", 0.0) / GIB,
     )
 
 

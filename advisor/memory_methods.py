@@ -28,6 +28,7 @@ from __future__ import annotations
 from advisor import activations as act
 from advisor.lora import AdapterPlan
 from advisor.memory import (
+    NF4_BYTES,
     MemoryKnobs,
     activation_inputs,
     adapter_weight_bytes,
@@ -35,9 +36,11 @@ from advisor.memory import (
     compute_bytes,
     master_bytes,
     optimizer_bytes_per_param,
+    quantization_constant_bytes,
     quantized_weight_bytes,
 )
 from advisor.models import ModelSpec
+from advisor.scaleout import Sharding, layer_params
 from tunewise.methods import Method
 from tunewise.settings import TrainSettings
 
@@ -53,7 +56,7 @@ def components(
         method in (Method.DPO, Method.RLHF) and knobs.preference_adapter
     )
     sequences = settings.batch_size * (2 if method is Method.DPO else 1)
-    shard = _Sharding(settings, gpus)
+    shard = Sharding.of(settings, gpus)
     inputs = activation_inputs(spec, settings, sequences=sequences, full_train=not with_adapter,
                                adapter=adapter if with_adapter else None, knobs=knobs, method=method)
     acts = act.activation_bytes(spec, inputs)
@@ -76,44 +79,51 @@ def components(
     return _finish(parts)
 
 
-class _Sharding:
-    """ZeRO-1/2/3 (FSDP SHARD_GRAD_OP ~ ZeRO-2, FULL_SHARD ~ ZeRO-3) divisors over N GPUs."""
-
-    def __init__(self, settings: TrainSettings, gpus: int) -> None:
-        stage = settings.zero_stage if gpus > 1 else 0
-        self.gpus = gpus
-        self.stage = stage
-        self.optimizer = gpus if stage >= 1 else 1
-        self.gradients = gpus if stage >= 2 else 1
-        self.weights = gpus if stage >= 3 else 1
-        self.ddp_buckets = gpus > 1 and stage == 0
-        self.offload = settings.cpu_offload
-
-
-def _full_parts(spec: ModelSpec, settings: TrainSettings, shard: _Sharding, knobs: MemoryKnobs) -> dict:
+def _full_parts(spec: ModelSpec, settings: TrainSettings, shard: Sharding, knobs: MemoryKnobs) -> dict:
+    """Every weight trains.  Sharding and offload: advisor/scaleout.py.  DeepSpeed keeps the
+    16-bit weights on the GPU and amp's fp32 masters inside the optimizer partition (ZeRO
+    §3: K = 12 counts them); FSDP keeps sharded masters and gathers 16-bit layers (its
+    MixedPrecision param_dtype), so neither holds autocast's weight copies."""
     prec = settings.precision
     n = spec.params
-    mb = master_bytes(prec)
-    weights = n * mb / shard.weights
-    if shard.weights > 1:  # FSDP/ZeRO-3 all-gathers about two layers at a time (prefetch)
-        weights += 2 * _layer_params(spec) * compute_bytes(prec)
-    grads_all = n * mb / shard.gradients
+    mb, cb = master_bytes(prec), compute_bytes(prec)
+    deepspeed_amp = shard.strategy == "deepspeed" and shard.stage >= 1 and mb != cb
+    resident = cb if deepspeed_amp else mb
+    weights = 0.0 if shard.offload_weights else n * resident / shard.weights
+    weights += shard.gathered_params(spec) * cb
+    if shard.keeps_unsharded_weights:
+        weights += n * cb
     head = (spec.lm_head_params or spec.embedding_params) * mb / shard.gradients
+    grads_all = n * mb / shard.gradients + shard.reduce_buffer_params(spec, n) * mb
     if knobs.optimizer_in_backward:
         grads_all = head  # each gradient is applied and freed during backward
+    if shard.offload and shard.stage >= 2:
+        grads_all = head = shard.reduce_buffer_params(spec, n) * mb  # partitions live in CPU RAM
     if shard.ddp_buckets:
         grads_all *= 2  # DDP's flat all-reduce buckets hold a second copy of the gradients
-    optimizer = 0.0 if shard.offload else n * optimizer_bytes_per_param(settings.optimizer, mb) / shard.optimizer
-    if shard.offload and shard.weights > 1:
-        weights = 2 * _layer_params(spec) * compute_bytes(prec)
+    state_bytes = optimizer_bytes_per_param(settings.optimizer, mb) + (4.0 if deepspeed_amp else 0.0)
+    optimizer = 0.0 if shard.offload else n * state_bytes / shard.optimizer
+    offloaded = _offloaded(shard, n, state_bytes, mb, resident)
     pageable = optimizer if settings.optimizer.startswith("paged") else 0.0
     # autocast caches a 16-bit copy of every matmul weight until the forward (and loss) ends;
     # with checkpointing, backward re-casts one layer at a time
-    layer_casts = 2.0 * _layer_params(spec) if autocasts(prec) else 0.0
+    layer_casts = 2.0 * layer_params(spec) if autocasts(prec) and shard.stage == 0 else 0.0
     return {"weights": weights, "grads_all": grads_all, "grads_head": head, "optimizer": optimizer,
-            "adapter": 0.0, "pageable": pageable, "forward_casts": layer_casts * spec.n_layers,
+            "adapter": 0.0, "pageable": pageable, "forward_casts": layer_casts * spec.n_layers, "offloaded": offloaded,
             "layer_casts": layer_casts if settings.gradient_checkpointing else 0.0,
             "step_temp": _step_temp(settings, knobs, n * mb / shard.optimizer)}
+
+
+def _offloaded(shard: Sharding, trainable: float, state_bytes: float, grad_bytes: float, weight_bytes: float,
+               frozen_bytes: float = 0.0) -> float:
+    """Bytes per GPU that CPU offload keeps in CPU RAM: its share of the optimizer states, the
+    gradients (ZeRO-2/3) and, with offloaded weights, the weights."""
+    if not shard.offload:
+        return 0.0
+    out = trainable * state_bytes / shard.optimizer
+    out += trainable * grad_bytes / shard.gradients if shard.stage >= 2 else 0.0
+    out += (trainable * weight_bytes + frozen_bytes) / shard.weights if shard.offload_weights else 0.0
+    return out
 
 
 def _step_temp(settings: TrainSettings, knobs: MemoryKnobs, trainable_bytes: float) -> float:
@@ -123,35 +133,41 @@ def _step_temp(settings: TrainSettings, knobs: MemoryKnobs, trainable_bytes: flo
     return trainable_bytes if settings.optimizer == "adamw" and knobs.fused_optimizer is False else 0.0
 
 
-def _layer_params(spec: ModelSpec) -> float:
-    return (spec.params - spec.embedding_params - spec.lm_head_params) / spec.n_layers
+def base_weight_bytes(spec: ModelSpec, method: Method, settings: TrainSettings, knobs: MemoryKnobs) -> tuple[float, float]:
+    """A frozen base as the GPU stores it: (shardable bytes, replicated quantisation constants)."""
+    if method is Method.QLORA:
+        total = quantized_weight_bytes(spec, settings.precision, knobs.double_quant)
+        constants = 0.0 if knobs.quant_constants_sharded else quantization_constant_bytes(spec, knobs.double_quant)
+        return total - constants, constants
+    return spec.params * compute_bytes(settings.precision), 0.0  # a frozen base has no masters
 
 
 def _adapter_parts(
     spec: ModelSpec, method: Method, settings: TrainSettings, adapter: AdapterPlan | None,
-    shard: _Sharding, knobs: MemoryKnobs,
+    shard: Sharding, knobs: MemoryKnobs,
 ) -> dict:
     prec = settings.precision
-    if method is Method.QLORA:
-        base = quantized_weight_bytes(spec, prec, knobs.double_quant)
-    else:
-        base = spec.params * compute_bytes(prec)  # a frozen base has no masters
-    per_param = base / spec.params
-    base /= shard.weights
-    if shard.weights > 1:  # two layers all-gathered at a time (FSDP prefetch / ZeRO-3 live params)
-        base += 2 * _layer_params(spec) * per_param
+    shardable, constants = base_weight_bytes(spec, method, settings, knobs)
+    gathered_bytes = NF4_BYTES if method is Method.QLORA else compute_bytes(prec)  # a layer's weights
+    base = 0.0 if shard.offload_weights else shardable / shard.weights
+    base += constants + shard.gathered_params(spec) * gathered_bytes
+    if shard.keeps_unsharded_weights:
+        base += shardable  # FSDP SHARD_GRAD_OP: every layer stays gathered from forward to backward
     n_adapter = adapter.trainable_params if adapter else 0
     ab = adapter_weight_bytes(method, prec, knobs)
     adapter_w = n_adapter * ab / shard.weights
     grads = n_adapter * ab / shard.gradients
     if shard.ddp_buckets:
         grads *= 2
-    optimizer = 0.0 if shard.offload else n_adapter * optimizer_bytes_per_param(settings.optimizer, ab) / shard.optimizer
+    state_bytes = optimizer_bytes_per_param(settings.optimizer, ab)
+    optimizer = 0.0 if shard.offload else n_adapter * state_bytes / shard.optimizer
+    offloaded = _offloaded(shard, n_adapter, state_bytes, ab, ab, shardable)
     pageable = optimizer if settings.optimizer.startswith("paged") else 0.0
     casts = 2.0 * n_adapter if autocasts(prec) and ab == 4 else 0.0
     # Adapter gradients exist in both peak moments (they are tiny next to the base).
     return {"weights": base, "grads_all": grads, "grads_head": grads, "optimizer": optimizer,
             "adapter": adapter_w, "pageable": pageable, "forward_casts": casts, "layer_casts": 0.0,
+            "offloaded": offloaded,
             "step_temp": _step_temp(settings, knobs, n_adapter * ab)}
 
 
@@ -215,4 +231,5 @@ def _finish(parts: dict) -> dict[str, float]:
     keys = ("weights", "gradients", "optimizer", "activations", "adapter", "pageable")
     out = {k: float(parts.get(k, 0.0)) for k in keys}
     out["allocated_no_paged"] = sum(out[k] for k in keys[:-1]) - out["pageable"]
+    out["offloaded"] = float(parts.get("offloaded", 0.0))
     return out

@@ -118,6 +118,7 @@ def _parse(i: int, row: dict[str, str]) -> Scenario:
         lora_rank=rank, lora_targets=targets, lora_dropout=dropout,
         optimizer=_optimizer(row["optimizer"]), precision=_precision(row["precision"]),
         zero_stage=3 if sharded else 0,
+        strategy=("deepspeed" if "DeepSpeed" in text else "fsdp") if sharded else "ddp",
     )
     sc.knobs = _knobs(row, text)
     sc.gpus = gpus
@@ -240,7 +241,9 @@ def _knobs(row: dict[str, str], text: str) -> MemoryKnobs:
                        optimizer_in_backward=in_bwd, activation_offload="activation offload" in text,
                        # torchtune keeps LoRA in the model dtype (the precision says it); PEFT
                        # upcasts adapters to fp32 even on a pure-bf16 base (autocast_adapter_dtype)
-                       adapter_bytes=None if torchtune else 4)
+                       adapter_bytes=None if torchtune else 4,
+                       # torchtune's NF4 is torchao's NF4Tensor: FSDP2 shards its constants too
+                       quant_constants_sharded=torchtune)
 
 
 def _flag_level(technique: str) -> int:

@@ -16,6 +16,10 @@ before training, sampled every 20 ms plus the kernel's high-water mark), over tw
 runners.trace_step.run_step (the first creates the optimizer states).  The estimate
 counterpart is advisor.calibration.comparable_gib: total minus weights minus the host
 runtime -- what training adds on top of the loaded model.
+
+Time: the wall time of the second step (the first also allocates the optimizer states)
+against the estimate for one micro-step's tokens, with and without the CPU row's fixed
+per-step overhead (`step_overhead_s` in advisor/hardware_catalog.json).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import json
 import multiprocessing
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -81,10 +86,13 @@ def measure(path: str, method: str, batch: int, seq: int) -> dict:
     optimizer = build_optimizer([p for p in policy.parameters() if p.requires_grad], s)
     meter = PeakMemoryMeter("cpu")
     meter.start()
+    seconds = []
     for _ in range(2):
+        start = time.perf_counter()
         run_step(policy, reference, optimizer, meth, s, _Null(), autocast=plan.autocast)
+        seconds.append(time.perf_counter() - start)
     peak = meter.stop()
-    return {"rss_delta_gib": peak.rss_delta_gib}
+    return {"rss_delta_gib": peak.rss_delta_gib, "step_s": seconds[-1]}
 
 
 def _child(queue, args) -> None:
@@ -104,7 +112,10 @@ def run_isolated(args) -> dict:
     return result
 
 
-def estimate_gib(path: str, method: str, batch: int, seq: int) -> float:
+def estimate_gib(path: str, method: str, batch: int, seq: int) -> tuple[float, float, float]:
+    """(comparable GiB, seconds per step with the fixed step overhead, and without it)."""
+    import dataclasses
+
     from advisor.calibration import comparable_gib
     from advisor.estimate import estimate
     from advisor.hardware import resolve_hardware
@@ -115,8 +126,15 @@ def estimate_gib(path: str, method: str, batch: int, seq: int) -> float:
 
     hw = resolve_hardware("cpu")
     s = TrainSettings(batch_size=batch, seq_len=seq, precision="fp32")
-    est = estimate(resolve_model(path), Method(method), hw, s, knobs=MemoryKnobs(preference_adapter=True))
-    return comparable_gib(est.memory, hw, 1)
+    tokens = batch * seq * (2 if method == "dpo" else 1)  # one micro-step
+
+    def run(device):
+        return estimate(resolve_model(path), Method(method), device, s, tokens=tokens,
+                        knobs=MemoryKnobs(preference_adapter=True))
+
+    est = run(hw)
+    bare = run(dataclasses.replace(hw, step_overhead_s=None))
+    return comparable_gib(est.memory, hw, 1), est.time_hours * 3600, bare.time_hours * 3600
 
 
 def run(names, log) -> list[dict]:
@@ -130,8 +148,10 @@ def run(names, log) -> list[dict]:
             for method in METHODS:
                 for batch, seq in MODELS[name][1]:
                     measured = run_isolated((dirs[name], method, batch, seq))
+                    gib, step_s, bare_s = estimate_gib(dirs[name], method, batch, seq)
                     row = {"model": name, "params": params, "method": method, "batch": batch, "seq": seq,
-                           "estimate_gib": estimate_gib(dirs[name], method, batch, seq), **measured}
+                           "estimate_gib": gib, "estimate_step_s": step_s, "estimate_step_s_no_overhead": bare_s,
+                           **measured}
                     rows.append(row)
                     log(f"  {name} {method} b{batch} s{seq}: {json.dumps(measured)}")
     return rows
@@ -141,8 +161,10 @@ def render(rows: list[dict]) -> str:
     from benchmarks.estimate_accuracy import error_table
 
     lines = ["Table 2 - real CPU training steps (fp32, RSS above the pre-training baseline) vs estimate", "",
-             f"{'model':<15} {'params':>11} {'method':<6} {'b':>2} {'seq':>4} {'measured':>9} {'estimate':>9} {'err':>8}"]
+             f"{'model':<15} {'params':>11} {'method':<6} {'b':>2} {'seq':>4} {'measured':>9} {'estimate':>9} "
+             f"{'err':>6} {'step s':>7} {'est s':>7} {'err':>6} {'no-ovh':>7} {'err':>6}"]
     groups: dict[str, list[float]] = {}
+    times: dict[str, list[float]] = {}
     for r in rows:
         if "error" in r:
             lines.append(f"{r['model']:<15} {r['params']:>11,} {r['method']:<6} {r['batch']:>2} {r['seq']:>4}  "
@@ -152,13 +174,19 @@ def render(rows: list[dict]) -> str:
         err = (r["estimate_gib"] - measured) / measured if measured > 0 else None
         if err is not None:
             groups.setdefault(r["method"], []).append(err)
+        t_err = (r["estimate_step_s"] - r["step_s"]) / r["step_s"]
+        bare_err = (r["estimate_step_s_no_overhead"] - r["step_s"]) / r["step_s"]
+        times.setdefault("with overhead", []).append(t_err)
+        times.setdefault("without", []).append(bare_err)
         lines.append(f"{r['model']:<15} {r['params']:>11,} {r['method']:<6} {r['batch']:>2} {r['seq']:>4} "
-                     f"{measured:>9.3f} {r['estimate_gib']:>9.3f} {'-' if err is None else f'{err:+.0%}':>8}")
+                     f"{measured:>9.3f} {r['estimate_gib']:>9.3f} {'-' if err is None else f'{err:+.0%}':>6} "
+                     f"{r['step_s']:>7.3f} {r['estimate_step_s']:>7.3f} {t_err:>+6.0%} "
+                     f"{r['estimate_step_s_no_overhead']:>7.3f} {bare_err:>+6.0%}")
     groups["all"] = [e for v in groups.values() for e in v]
     big = [e for r, e in _pairs(rows) if r["params"] > 50e6]
     if big:
         groups["~100M only"] = big
-    return "\n".join(lines + [""] + error_table(groups))
+    return "\n".join(lines + ["", "memory:"] + error_table(groups) + ["", "time per step:"] + error_table(times))
 
 
 def _pairs(rows):

@@ -23,6 +23,9 @@ def render(advice: Advice) -> str:
         lines += ["", "Notes:", *[f"  - {n}" for n in notes]]
     if advice.profile is not None and advice.profile.warnings():
         lines += ["", "Data:", *[f"  - {w}" for w in advice.profile.warnings()]]
+    if advice.scale_out:
+        lines += ["", "Fewest GPUs that make each method fit (strategy and why):"]
+        lines += [f"  - {plan['line']}" for plan in advice.scale_out.values()]
     for method, fixes in advice.fixes.items():
         lines += ["", f"To make {method.value} fit (cheapest first, each re-estimated):"]
         if not fixes:

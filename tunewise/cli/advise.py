@@ -17,7 +17,7 @@ OVERRIDES = {
     "learning_rate": "learning_rate", "lora_rank": "lora_rank", "lora_targets": "lora_targets",
     "optimizer": "optimizer", "precision": "precision", "gradient_checkpointing": "gradient_checkpointing",
     "zero_stage": "zero_stage", "num_fewshot": "num_fewshot", "cpu_offload": "cpu_offload",
-    "max_steps": "max_steps", "adapter": "dpo_lora",
+    "max_steps": "max_steps", "adapter": "dpo_lora", "strategy": "strategy",
 }
 
 
@@ -25,7 +25,11 @@ OVERRIDES = {
 @click.option("--model", required=True, help="Hub id from the catalog, a config.json, or a local model folder.")
 @click.option("--gpu", help="Device name from the hardware catalog (e.g. rtx-4090, a100-80gb, cpu; default: this machine's CPU).")
 @click.option("--gpu-mem-gib", type=float, help="Memory per device in GiB (required for a device not in the catalog).")
-@click.option("--gpus", type=int, default=1, show_default=True, help="Number of devices.")
+@click.option("--gpus", "--num-gpus", "gpus", type=int, default=1, show_default=True,
+              help="GPUs in all (accelerate's num_processes), spread evenly over --num-nodes.")
+@click.option("--num-nodes", type=int, default=1, show_default=True, help="Machines the GPUs are spread over.")
+@click.option("--strategy", type=click.Choice(("ddp", "fsdp", "deepspeed")),
+              help="Force the multi-GPU strategy (default: the least sharding that fits).")
 @click.option("--hardware-file", type=click.Path(dir_okay=False), help="YAML with extra devices or prices.")
 @click.option("--price", "price", type=float, help="Override $ per device-hour.")
 @click.option("--data", type=click.Path(dir_okay=False), help="Training data (JSONL, JSON, CSV, Parquet).")
@@ -55,7 +59,8 @@ OVERRIDES = {
 @click.option("--gradient-checkpointing/--no-gradient-checkpointing", default=None, help="Recompute activations.")
 @click.option("--zero-stage", type=click.IntRange(0, 3), help="ZeRO / FSDP sharding stage over --gpus.")
 @click.option("--num-fewshot", type=int, help="Prompt method: demonstrations in the prompt.")
-@click.option("--cpu-offload/--no-cpu-offload", default=None, help="Optimizer states (ZeRO-3: weights) in CPU RAM.")
+@click.option("--cpu-offload/--no-cpu-offload", "--offload/--no-offload", "cpu_offload", default=None,
+              help="Optimizer states and gradients (ZeRO-3 / FSDP: also weights) in CPU RAM.")
 @click.option("--max-steps", type=int, help="Optimizer steps (overrides epochs).")
 @click.option("--adapter/--no-adapter", default=None,
               help="DPO/RLHF: train a LoRA adapter (default; reference = adapter disabled) or all weights.")
@@ -92,6 +97,7 @@ def command(**opts) -> None:
     overrides = {field: opts[flag] for flag, field in OVERRIDES.items() if opts[flag] is not None}
     request = AdviceRequest(
         model=opts["model"], gpu=opts["gpu"], gpu_mem_gib=opts["gpu_mem_gib"], gpus=opts["gpus"],
+        nodes=opts["num_nodes"],
         data=opts["data"], eval_data=opts["eval_data"], examples=opts["examples"],
         tokens_per_example=opts["tokens_per_example"], budget_usd=opts["budget_usd"],
         max_hours=opts["max_hours"], tasks=opts["tasks"],

@@ -11,7 +11,9 @@ OPTIMIZERS = ("adamw", "adamw-8bit", "paged-adamw-8bit", "sgd")
 PRECISIONS = ("bf16", "fp16", "fp32", "amp")
 # flag -> TrainSettings field (only the flags the user gave override the defaults)
 SETTINGS_FLAGS = ("batch_size", "grad_accum", "seq_len", "epochs", "max_steps", "lora_rank", "lora_targets",
-                  "optimizer", "precision", "gradient_checkpointing", "zero_stage", "cpu_offload")
+                  "optimizer", "precision", "gradient_checkpointing", "zero_stage", "cpu_offload", "strategy")
+STRATEGIES = ("ddp", "fsdp", "deepspeed")
+INTER_NODE = ("infiniband-ndr", "infiniband-hdr", "ethernet-100g")
 
 
 @click.command("estimate")
@@ -28,9 +30,17 @@ SETTINGS_FLAGS = ("batch_size", "grad_accum", "seq_len", "epochs", "max_steps", 
 @click.option("--precision", type=click.Choice(PRECISIONS), help="[default: bf16]")
 @click.option("--gpu", help="Device from the hardware catalog (rtx-4090, a100-80gb, h100, cpu, ...).  [default: cpu]")
 @click.option("--gpu-mem-gib", type=float, help="Memory per device in GiB (needed for a device not in the catalog).")
-@click.option("--gpus", type=int, default=1, show_default=True, help="Number of devices.")
+@click.option("--gpus", "--num-gpus", "gpus", type=int, default=1, show_default=True,
+              help="GPUs in all (accelerate's num_processes), spread evenly over --num-nodes.")
+@click.option("--num-nodes", type=int, default=1, show_default=True, help="Machines the GPUs are spread over.")
+@click.option("--strategy", type=click.Choice(STRATEGIES),
+              help="ddp, fsdp (full shard; --zero-stage 2: SHARD_GRAD_OP) or deepspeed (needs --zero-stage).  "
+                   "[default: from --zero-stage: 1-2 deepspeed, 3 fsdp]")
 @click.option("--zero-stage", type=int, help="ZeRO / FSDP sharding stage 0-3 over --gpus.  [default: 0]")
-@click.option("--cpu-offload", is_flag=True, default=None, help="Optimizer states (and ZeRO-3 weights) in CPU RAM.")
+@click.option("--cpu-offload", "--offload", "cpu_offload", is_flag=True, default=None,
+              help="Optimizer states and gradients (ZeRO-3 / FSDP: also weights) in CPU RAM.")
+@click.option("--inter-node", type=click.Choice(INTER_NODE), default="infiniband-ndr", show_default=True,
+              help="Network between nodes (with --num-nodes > 1).")
 @click.option("--epochs", type=float, help="Passes over the data.  [default: 1]")
 @click.option("--max-steps", type=int, help="Optimizer steps (overrides --epochs).")
 @click.option("--examples", type=int, help="Training examples (DPO: pairs).")
@@ -104,6 +114,7 @@ def run_estimate(opts: dict):
     from tunewise.settings import TrainSettings
 
     given = {k: opts[k] for k in SETTINGS_FLAGS if opts.get(k) is not None}
+    given.update(layout_settings(opts.get("strategy"), opts.get("zero_stage")))
     settings = TrainSettings(**given)
     spec = resolve_model(opts["model"])
     hardware = resolve_hardware(opts["gpu"], opts["gpu_mem_gib"], opts["hardware_file"])
@@ -112,9 +123,27 @@ def run_estimate(opts: dict):
         spec, parse_method(opts["method"]), hardware, settings, gpus=opts["gpus"], tokens=opts["tokens"],
         examples=opts["examples"], avg_tokens_per_example=opts["tokens_per_example"],
         price_usd_per_hour=opts["price"], knobs=MemoryKnobs(preference_adapter=opts["preference_adapter"]),
-        calibration=calibration,
+        calibration=calibration, nodes=opts.get("num_nodes") or 1, inter_node=opts.get("inter_node") or "infiniband-ndr",
     )
     return result, calibration
+
+
+def layout_settings(strategy: str | None, zero_stage: int | None) -> dict:
+    """--strategy and --zero-stage as settings: a stage alone picks its usual engine (1-2
+    DeepSpeed, 3 FSDP, as the policy does); DeepSpeed needs a stage; DDP shards nothing."""
+    from tunewise.errors import InputError
+
+    if zero_stage not in (None, 0, 1, 2, 3):
+        return {}  # TrainSettings names the field
+    if strategy is None:
+        return {"strategy": {0: "ddp", 1: "deepspeed", 2: "deepspeed", 3: "fsdp"}[zero_stage]} if zero_stage else {}
+    if strategy == "deepspeed" and not zero_stage:
+        raise InputError("--strategy deepspeed needs --zero-stage 1, 2 or 3", field="zero_stage")
+    if strategy == "ddp" and zero_stage:
+        raise InputError("ddp shards nothing: use --strategy fsdp or deepspeed with --zero-stage", field="strategy")
+    if strategy == "fsdp" and zero_stage == 1:
+        raise InputError("FSDP has no ZeRO-1 (stage 2: SHARD_GRAD_OP, 3: FULL_SHARD)", field="zero_stage")
+    return {"strategy": strategy, "zero_stage": zero_stage or (3 if strategy == "fsdp" else 0)}
 
 
 def _calibration(opts: dict, hardware):

@@ -1,0 +1,180 @@
+"""Scale-out (advisor/scaleout.py): per-GPU memory by strategy, the communication term, the
+fewest-GPUs policy, the CLI flags, and the CPU step overhead.  No torch, the real catalogs.
+
+    .venv/bin/python -m pytest tests/unit/test_scaleout.py
+"""
+
+import dataclasses
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from advisor import scaleout
+from advisor.advise import AdviceRequest, advise
+from advisor.estimate import estimate
+from advisor.hardware import resolve_hardware
+from advisor.memory import GIB, MemoryKnobs, quantization_constant_bytes
+from advisor.memory_methods import base_weight_bytes
+from advisor.models import resolve_model
+from tunewise.cli import cli
+from tunewise.errors import InputError
+from tunewise.methods import Method
+from tunewise.settings import TrainSettings
+
+LLAMA7 = resolve_model("meta-llama/Llama-2-7b-hf")
+LLAMA70 = resolve_model("meta-llama/Llama-3.1-70B")
+
+
+def mem(spec, method="full", gpus=8, gpu="a100-80gb", nodes=1, **settings):
+    s = TrainSettings(**{"batch_size": 1, "seq_len": 512, **settings})
+    return estimate(spec, Method(method), resolve_hardware(gpu), s, gpus=gpus, nodes=nodes, tokens=10_000_000)
+
+
+def test_each_strategy_shards_what_the_zero_paper_says():
+    n, gib = LLAMA7.params, GIB  # pure bf16: 2 B weights, 2 B gradients, 4 B AdamW states per parameter
+    layer = scaleout.layer_params(LLAMA7)
+    ddp = mem(LLAMA7).memory
+    assert ddp.weights == pytest.approx(2 * n / gib) and ddp.optimizer == pytest.approx(4 * n / gib)
+    z2 = mem(LLAMA7, zero_stage=2, strategy="deepspeed").memory
+    assert z2.weights == pytest.approx(2 * n / gib)  # not sharded
+    assert z2.optimizer == pytest.approx(4 * n / 8 / gib)
+    fsdp = mem(LLAMA7, zero_stage=3, strategy="fsdp").memory
+    assert fsdp.weights == pytest.approx((2 * n / 8 + 2 * 2 * layer) / gib)  # shard + current and prefetched layer
+    assert fsdp.optimizer == pytest.approx(4 * n / 8 / gib)
+    off = mem(LLAMA7, zero_stage=3, strategy="deepspeed", cpu_offload=True)
+    assert off.memory.optimizer == 0 and off.memory.weights == pytest.approx(2 * layer * 2 / gib)
+    assert off.memory.offloaded == pytest.approx((4 + 2 + 2) * n / 8 / gib)  # states, gradients, weights
+    z2_off = mem(LLAMA7, zero_stage=2, strategy="deepspeed", cpu_offload=True).memory
+    assert z2_off.optimizer == 0 and z2_off.weights == pytest.approx(2 * n / gib)  # ZeRO-2 offloads no weights
+    assert off.memory.total < fsdp.total < z2.total < ddp.total
+
+
+def test_fsdp_shard_grad_op_keeps_the_gathered_weights_deepspeed_keeps_amp_masters_in_the_optimizer():
+    n = LLAMA7.params
+    shard_grad_op = mem(LLAMA7, zero_stage=2, strategy="fsdp").memory
+    assert shard_grad_op.weights == pytest.approx((2 * n / 8 + 2 * n) / GIB)  # shards + every layer unsharded
+    ds_amp = mem(LLAMA7, zero_stage=2, strategy="deepspeed", precision="amp").memory
+    assert ds_amp.weights == pytest.approx(2 * n / GIB)  # 16-bit weights on the GPU
+    assert ds_amp.optimizer == pytest.approx((8 + 4) * n / 8 / GIB)  # K = 12: m, v and the fp32 master
+
+
+def test_qlora_under_fsdp_shards_the_packed_weights_but_not_the_quantisation_constants():
+    s = TrainSettings(zero_stage=3, strategy="fsdp")
+    shardable, constants = base_weight_bytes(LLAMA70, Method.QLORA, s, MemoryKnobs())
+    assert constants == pytest.approx(quantization_constant_bytes(LLAMA70, True)) and constants > 1e9
+    two, eight = (mem(LLAMA70, "qlora", gpus=g, gpu="h100", zero_stage=3, strategy="fsdp") for g in (2, 8))
+    assert (two.memory.weights - eight.memory.weights) * GIB == pytest.approx(shardable * (1 / 2 - 1 / 8))
+    assert any("bnb_4bit_quant_storage" in a for a in eight.assumptions)
+    torchao = base_weight_bytes(LLAMA70, Method.QLORA, s, MemoryKnobs(quant_constants_sharded=True))
+    assert torchao[1] == 0 and torchao[0] == pytest.approx(shardable + constants)
+
+
+def comm(gpus, gpu="h100", nodes=1, inter="infiniband-ndr", stage=3, **shard):
+    layout = scaleout.Sharding(gpus, stage, "fsdp" if stage == 3 else "ddp", shard.get("offload", False))
+    t = scaleout.traffic(layout, trainable=7e9, grad_bytes=2, stored_bytes=14e9, trainable_stored_bytes=14e9)
+    plan = scaleout.comm_plan(t, resolve_hardware(gpu), grad_accum=1, gpus=gpus, nodes=nodes, inter_node=inter)
+    return plan.hours(1000)
+
+
+def test_communication_grows_with_gpus_and_with_slower_links():
+    assert comm(1) == 0
+    assert comm(2) < comm(4) < comm(8)  # (N-1)/N of the bytes per GPU
+    assert comm(8, gpu="rtx-4090") > 10 * comm(8, gpu="h100")  # PCIe 4 vs NVLink 4
+    assert comm(8, nodes=2) > comm(8)  # the ring crosses InfiniBand
+    assert comm(8, nodes=2, inter="ethernet-100g") > comm(8, nodes=2)
+    assert comm(8, stage=0) == pytest.approx(comm(8, stage=3) * 2 / 3)  # ZeRO-3 moves 1.5x DDP's bytes
+
+
+def test_exposed_communication_lengthens_the_estimate_and_is_stated():
+    fast = mem(LLAMA70, gpus=16, nodes=2, gpu="h100", zero_stage=3, strategy="fsdp")
+    slow = estimate(LLAMA70, Method.FULL, resolve_hardware("h100"), fast.settings, gpus=16, nodes=2,
+                    tokens=10_000_000, inter_node="ethernet-100g")
+    assert slow.time_hours > fast.time_hours
+    assert any("communication" in a and "overlapped" in a for a in slow.assumptions)
+    assert any("ethernet-100g" in a for a in slow.assumptions)
+
+
+def test_bad_layouts_are_one_clear_error():
+    with pytest.raises(InputError, match="split evenly"):
+        mem(LLAMA7, gpus=6, nodes=4)
+    with pytest.raises(InputError):
+        AdviceRequest(model="x", gpus=8, nodes=0)
+
+
+def test_policy_shards_70b_full_ft_on_8x80gb_and_needs_fewer_gpus_for_lora():
+    full = advise(AdviceRequest(model=LLAMA70.name, gpu="h100", gpus=8, examples=20_000, tokens_per_example=1000,
+                                method=Method.FULL, history=False))
+    chosen = full.chosen.settings
+    assert full.chosen.fits and chosen.zero_stage == 3 and chosen.strategy in ("fsdp", "deepspeed")
+    why = {d.field: d.reason for d in full.chosen.derivations}
+    assert "weights themselves do not fit" in why["zero_stage"]
+    if chosen.cpu_offload:  # pure bf16 70B over 8 x 80 GB sits just above the memory: offload is derived
+        assert "CPU RAM" in why["cpu_offload"]
+    one = advise(AdviceRequest(model=LLAMA70.name, gpu="h100", gpus=1, examples=20_000, tokens_per_example=1000,
+                               method=Method.LORA, history=False))
+    lora, full_plan = one.scale_out[Method.LORA], one.scale_out[Method.FULL]
+    assert lora["fits"] and full_plan["fits"] and lora["gpus"] < 8 and lora["gpus"] < full_plan["gpus"]
+    assert not lora["settings"].get("cpu_offload")  # more GPUs before offload
+    assert "ZeRO-3" in full_plan["line"] and full_plan["cost_usd"] > 0
+
+
+def test_an_impossible_request_says_what_would_fit_in_one_line():
+    advice = advise(AdviceRequest(model="meta-llama/Llama-3.1-405B", gpu="rtx-4090", gpus=1, examples=20_000,
+                                  tokens_per_example=500, method=Method.FULL, history=False))
+    line = advice.scale_out[Method.FULL]["line"]
+    assert "\n" not in line and line.startswith("full: ")
+    assert "x rtx-4090" in line or "no layout" in line
+    tiny = advise(AdviceRequest(model="meta-llama/Llama-3.1-405B", gpu="tiny", gpu_mem_gib=2, gpus=1,
+                                examples=20_000, tokens_per_example=500, method=Method.FULL, history=False))
+    assert tiny.scale_out[Method.FULL] == {"fits": False, "line": tiny.scale_out[Method.FULL]["line"]}
+    assert "no layout of up to 64" in tiny.scale_out[Method.FULL]["line"]
+
+
+def run_cli(*args):
+    return CliRunner().invoke(cli, list(args))
+
+
+def test_estimate_flags_num_gpus_nodes_strategy_offload_keep_the_contract():
+    result = run_cli("estimate", "--model", LLAMA70.name, "--method", "full", "--gpu", "h100", "--num-gpus", "16",
+                     "--num-nodes", "2", "--strategy", "deepspeed", "--zero-stage", "3", "--offload", "--json")
+    assert result.exit_code == 0, result.output
+    d = json.loads(result.output)
+    parts = d["memory_gib"]
+    assert sum(v for k, v in parts.items() if k != "total") == pytest.approx(parts["total"], abs=0.02)
+    assert d["settings"]["zero_stage"] == 3 and d["hardware"]["count"] == 16
+    assert any("2 node(s), DeepSpeed ZeRO-3 + CPU offload" in a for a in d["assumptions"])
+    fsdp = json.loads(run_cli("estimate", "--model", LLAMA70.name, "--method", "full", "--gpu", "h100",
+                              "--num-gpus", "8", "--strategy", "fsdp", "--json").output)
+    assert fsdp["settings"]["zero_stage"] == 3
+
+
+@pytest.mark.parametrize(("args", "field"), [
+    (("--strategy", "deepspeed"), "zero_stage"),
+    (("--strategy", "ddp", "--zero-stage", "3"), "strategy"),
+    (("--num-gpus", "6", "--num-nodes", "4"), "num_nodes"),
+])
+def test_estimate_layout_errors_are_one_line(args, field):
+    result = run_cli("estimate", "--model", LLAMA7.name, "--gpu", "h100", *args)
+    assert result.exit_code == 2 and field in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_advise_num_gpus_flag():
+    result = run_cli("advise", "--model", LLAMA70.name, "--gpu", "h100", "--num-gpus", "8", "--examples", "2000",
+                     "--tokens-per-example", "300", "--no-history", "--json")
+    assert result.exit_code == 0, result.output
+    d = json.loads(result.output)
+    assert d["hardware"]["count"] == 8 and "scale_out" in d
+
+
+def test_cpu_time_adds_the_fixed_step_overhead_per_micro_step():
+    cpu = resolve_hardware("cpu")
+    assert cpu.step_overhead_s
+    tiny = resolve_model("meta-llama/Llama-3.2-1B")
+    s = TrainSettings(batch_size=2, seq_len=128)
+    tokens = 2 * 128 * 50  # 50 micro-steps
+    with_overhead = estimate(tiny, Method.LORA, cpu, s, tokens=tokens)
+    without = estimate(tiny, Method.LORA, dataclasses.replace(cpu, step_overhead_s=None), s, tokens=tokens)
+    assert (with_overhead.time_hours - without.time_hours) * 3600 == pytest.approx(50 * cpu.step_overhead_s)
+    assert any("per micro-step" in a for a in with_overhead.assumptions)
