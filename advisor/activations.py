@@ -40,6 +40,15 @@ the paper assumes GELU, d_ff = 4h, MHA and dropout).  a = compute bytes (2, fp32
     two fp32 buffers in its backward (8) = 14 bytes per token per vocab entry.
   - "chunked" (torchtune CEWithChunkedOutputLoss): 16-bit logit chunks kept for backward
     plus one fp32 chunk at a time (8 chunks): 2.5 bytes per token per vocab entry.
+  - "fp32-logits": a model that returns fp32 logits and a loop that keeps them until the
+    step ends -- torchtune before 2024-07-28 (`TransformerDecoder`: `output =
+    self.output(h).float()`; recipes: `logits = logits[..., :-1, :].contiguous()`, no `del
+    logits` until commit 8a98fbaa) and transformers < 4.46 (`logits = logits.float()` in
+    `LlamaForCausalLM.forward`): fp32 logits (4) + fp32 log_softmax (4) + two fp32 buffers in
+    its backward (8) = 16 bytes per token per vocab entry.
+  - "fp32-logits-freed": the same model with the logits freed once the loss is computed
+    (torchtune from 2024-07-28: `del logits  # free logits otherwise it peaks backward
+    memory`, and no shifted copy): log_softmax (4) + its two backward buffers (8) = 12.
 """
 
 from __future__ import annotations
@@ -50,6 +59,8 @@ from advisor.models import ModelSpec
 
 LOGITS_BYTES_HF = 14.0
 LOGITS_BYTES_CHUNKED = 2.5
+LOGITS_BYTES_FP32_OUTPUT = 16.0
+LOGITS_BYTES_FP32_FREED = 12.0
 # trl/kernels/chunked_logprob.py: TOKEN_CHUNK_SIZE and trl/trainer/utils.py:
 # _CHUNKED_LOGPROB_CHUNK_SIZE -- the fused head's projection tile.
 FUSED_TILE_TOKENS = 4096
@@ -75,7 +86,7 @@ class ActivationInputs:
     lora_dropout: bool = True
     checkpointing: bool = True
     attention: str = "sdpa"  # "sdpa" | "flash" | "eager"
-    loss: str = "fused"  # "fused" | "hf" | "chunked" (module docstring)
+    loss: str = "fused"  # "fused" | "hf" | "chunked" | "fp32-logits(-freed)" (module docstring)
     lm_head_trains: bool = False
     compiled: bool = False  # torch.compile fuses pointwise ops and recomputes them in backward
     autocast: bool = False  # amp/fp16: the forward runs under torch.autocast
@@ -210,6 +221,9 @@ def loss_bytes(spec: ModelSpec, inp: ActivationInputs) -> float:
         return LOGITS_BYTES_HF * spec.vocab * inp.tokens
     if inp.loss == "chunked":
         return LOGITS_BYTES_CHUNKED * spec.vocab * inp.tokens
+    if inp.loss in ("fp32-logits", "fp32-logits-freed"):
+        per = LOGITS_BYTES_FP32_OUTPUT if inp.loss == "fp32-logits" else LOGITS_BYTES_FP32_FREED
+        return per * spec.vocab * inp.tokens
     tile = min(inp.tokens, FUSED_TILE_TOKENS) * min(spec.vocab, FUSED_TILE_VOCAB)
     spike = tile * inp.act_bytes
     if not inp.fused_kernels:

@@ -278,6 +278,8 @@ _LOSS_NOTES = {
     "fused": "trl's fused LM head (never holds batch x seq x vocab logits; 4096 x 32768 tiles)",
     "chunked": "chunked cross-entropy (16-bit logit chunks + one fp32 chunk)",
     "hf": "full logits upcast to fp32 (transformers' loss)",
+    "fp32-logits": "fp32 logits kept through backward (torchtune before 2024-07, transformers < 4.46)",
+    "fp32-logits-freed": "fp32 logits freed before backward (torchtune from 2024-07)",
 }
 _PRECISION_NOTES = {
     "bf16": "pure bf16: weights, gradients and AdamW states in bf16, no autocast (8 B/param + activations)",

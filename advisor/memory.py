@@ -74,7 +74,8 @@ class MemoryKnobs:
 
     attention: str = "sdpa"  # "sdpa" | "flash" | "eager"
     # "fused": trl's fused LM head (add_fused_lm_head, what every tunewise trainer uses);
-    # "chunked": torchtune's chunked cross-entropy; "hf": transformers' loss on full logits.
+    # "chunked": torchtune's chunked cross-entropy; "hf": transformers' loss on full logits;
+    # "fp32-logits": fp32 logits kept through backward (torchtune before 2024-07, transformers < 4.46).
     loss: str = "fused"
     optimizer_in_backward: bool = False  # torchtune: gradients freed as soon as applied
     preference_adapter: bool = True  # DPO/RLHF train LoRA; the reference is the disabled adapter

@@ -19,7 +19,11 @@ row itself states, with these rules (no row is special-cased):
   lora_dropout 0; the PEFT example scripts 0.1.  torchtune keeps adapters in the model dtype
   (bf16); PEFT upcasts them to fp32.  Precision: "bf16 mixed"/AMP rows are "amp" (fp32
   masters + autocast), plain or "pure" bf16 rows are pure bf16; losses are transformers'
-  (full fp32 logits) unless the row uses torchtune's chunked cross-entropy.
+  (full fp32 logits) unless the row uses torchtune's chunked cross-entropy; torchtune rows
+  without it return fp32 logits, which recipes kept through backward before 2024-07-28
+  (torchtune commit 8a98fbaa: loss "fp32-logits"; the Apr/May 2024 tables, PR #961 and the
+  April 2024 tutorials) and free before it since ("fp32-logits-freed": the 2024-11
+  optimization-flags table).
 * rows we cannot model are listed with the reason and left out of the statistics:
   encoder-decoder models (T0/mT0), CPU offload of parameters or optimizer, LoRA variants
   other than LoRA (DoRA, LoHa, VeRA, LoRA-FA), unstated batch sizes, ranges that include
@@ -237,7 +241,13 @@ def _knobs(row: dict[str, str], text: str) -> MemoryKnobs:
     compiled = "compile on" in text.lower() or (flags_table and (adapter_row or level >= 2))
     in_bwd = "optimizer_in_bwd" in text and not (flags_table and adapter_row)
     attention = "flash" if "flash-attn on" in text else "sdpa"
-    return MemoryKnobs(attention=attention, loss="chunked" if chunked else "hf", compiled=compiled,
+    # torchtune without chunked CE: its models return fp32 logits; recipes kept them through
+    # backward until 2024-07-28 (the Apr/May 2024 tables, PR #961, the April 2024 tutorials)
+    # and free them since (the 2024-11 optimization-flags table) -- activations.py
+    loss = "hf"
+    if torchtune:
+        loss = "chunked" if chunked else ("fp32-logits-freed" if flags_table else "fp32-logits")
+    return MemoryKnobs(attention=attention, loss=loss, compiled=compiled,
                        optimizer_in_backward=in_bwd, activation_offload="activation offload" in text,
                        # torchtune keeps LoRA in the model dtype (the precision says it); PEFT
                        # upcasts adapters to fp32 even on a pure-bf16 base (autocast_adapter_dtype)
