@@ -28,6 +28,9 @@ class SummaryRow:
     retention_verdict: str | None
     peak_mib: float | None
     wall_s: float | None
+    preference_pp: float | None = None  # held-out preference pairs: chosen preferred (DPO/RLHF's target)
+    preference_ci: tuple[float, float] | None = None
+    preference_verdict: str | None = None
 
     @property
     def domain_gain(self) -> bool:
@@ -37,9 +40,10 @@ class SummaryRow:
 
 def summarise(records: dict[str, Any], eval_record) -> list[SummaryRow]:
     """One row per run: `records` maps run name -> RunRecord, in run order."""
-    from reports.outcomes import run_outcomes
+    from reports.outcomes import changes, run_outcomes
 
     outcomes = {o.run: o for o in run_outcomes(eval_record)}
+    preference = {c.run: c for c in changes(eval_record) if c.kind == "preference"}
     rows = []
     for name, record in records.items():
         outcome = outcomes.get(name)
@@ -55,8 +59,16 @@ def summarise(records: dict[str, Any], eval_record) -> list[SummaryRow]:
             retention_verdict=worst.verdict if worst else None,
             peak_mib=round(peak_gib * 1024, 1) if peak_gib is not None else None,
             wall_s=record.wall_time_s,
+            **_preference(preference.get(name)),
         ))
     return rows
+
+
+def _preference(change) -> dict[str, Any]:
+    if change is None:
+        return {}
+    return {"preference_pp": change.diff, "preference_ci": (change.low, change.high),
+            "preference_verdict": change.verdict}
 
 
 def _peak_gib(peak) -> float | None:
@@ -79,6 +91,10 @@ def render(rows: list[SummaryRow]) -> str:
         peak = f"{r.peak_mib:,.0f}" if r.peak_mib is not None else "-"
         wall = f"{r.wall_s:,.0f}" if r.wall_s is not None else "-"
         lines.append(f"{r.run:<8} {domain:<27} {retention:<46} {peak:>8} {wall:>7}")
+    for r in rows:  # what preference tuning is for, measured on held-out pairs
+        if r.method in ("dpo", "rlhf") and r.preference_pp is not None:
+            lines.append(f"{r.run}: held-out preference pairs (chosen preferred), pp [95% CI]: "
+                         f"{_change(r.preference_pp, r.preference_ci, r.preference_verdict).strip()}")
     return "\n".join(lines)
 
 
