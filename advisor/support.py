@@ -5,7 +5,8 @@ Facts (bitsandbytes 0.50 backends, PyTorch devices):
   pure-PyTorch fallback (slow; hub kernels need macOS 26).  8-bit optimizers have CUDA,
   ROCm, XPU and CPU kernels but none for MPS; paged optimizers need CUDA unified memory.
 * bf16 needs Ampere or newer on NVIDIA (T4 is Turing: fp16 only) and M2 or newer on Apple.
-* Several GPUs need a GPU kind device; ZeRO/FSDP need more than one.
+* Several GPUs need a GPU kind device; ZeRO/FSDP need more than one to shard (one GPU
+  still offloads to CPU RAM with ZeRO-Offload, arXiv:2101.06840).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def hardware_warnings(method: Method, settings: TrainSettings, hardware: Hardwar
     notes = []
     if method is Method.QLORA and hardware.kind == "apple":
         notes.append("QLoRA on Apple MPS uses bitsandbytes' pure-PyTorch fallback kernels: expect it to be slow")
-    if settings.zero_stage > 0 and gpus == 1:
+    if settings.zero_stage > 0 and gpus == 1 and not settings.cpu_offload:
         notes.append(f"--zero-stage {settings.zero_stage} shards nothing on one GPU")
     if hardware.kind == "cpu" and method.trains:
         notes.append("training on CPU: expect hours per million tokens even for small models")

@@ -52,17 +52,18 @@ CAUSES = {
                              "(~2 B/param) plus trl's fp32 LM-head gradient; the overall peak is the "
                              "end of backward, where activations are small",
     ("lora", "activations"): "trl 1.16's fused LM head never holds (b, s, vocab) logits "
-                             "(MemoryKnobs.chunked_loss=True describes it); without checkpointing the "
+                             "(MemoryKnobs.loss='fused' describes it); without checkpointing the "
                              "LoRA dropout outputs+masks and fp32 norm copies are under-counted "
                              "(traced Llama-2-7B, r16 all-linear, no checkpointing: 387,588 B per "
                              "token per layer with lora_dropout 0.05, 246,788 B without)",
     ("qlora", "adapter"): "trl casts QLoRA adapters to bf16 (2 B/param, not fp32's 4)",
     ("qlora", "gradients"): "bf16 adapter gradients (trl casts QLoRA adapters to bf16)",
     ("qlora", "optimizer"): "Adam states in the adapters' bf16 (4 B/param, not 8)",
-    ("qlora", "activations"): "as LoRA: fused LM head (no full logits), LoRA dropout outputs+masks, "
-                              "and bitsandbytes MatMul4Bit saving each quantised linear's input",
+    ("qlora", "activations"): "as LoRA: fused LM head (no full logits) and LoRA dropout outputs+masks; "
+                              "bitsandbytes 0.50's MatMul4Bit keeps only the packed weight "
+                              "(ctx.tensors = (None, B)), older releases also kept the input",
     ("dpo", "activations"): "trl 1.16's fused LM head: no (2b, s, vocab) logits for the policy or "
-                            "the reference forward (MemoryKnobs.chunked_loss=True); trl disables "
+                            "the reference forward (MemoryKnobs.loss='fused'); trl disables "
                             "dropout in DPO",
 }
 

@@ -178,3 +178,11 @@ def test_cpu_time_adds_the_fixed_step_overhead_per_micro_step():
     without = estimate(tiny, Method.LORA, dataclasses.replace(cpu, step_overhead_s=None), s, tokens=tokens)
     assert (with_overhead.time_hours - without.time_hours) * 3600 == pytest.approx(50 * cpu.step_overhead_s)
     assert any("per micro-step" in a for a in with_overhead.assumptions)
+
+
+def test_every_gpu_row_has_a_sourced_interconnect():
+    from advisor.hardware import list_hardware
+
+    gpus = [h for h in list_hardware() if h.kind == "gpu"]
+    assert gpus and all(h.interconnect_gbs and h.interconnect_gbs > 0 and h.interconnect_source for h in gpus)
+    assert resolve_hardware("h100").interconnect_gbs > 5 * resolve_hardware("rtx-4090").interconnect_gbs
