@@ -28,7 +28,7 @@ def command(methods: str, out: str, quick: bool) -> None:
     \b
     Example:
       tunewise demo
-      tunewise demo --methods prompt,lora --quick --out /tmp/demo
+      tunewise demo --methods prompt,lora --quick --out demo-quick
     """
     from tunewise.demo import DemoOptions, parse_methods, run_demo
     from tunewise.demo.ladder import render as render_ladder
