@@ -104,3 +104,22 @@ def test_a_ladder_row_off_the_textbook_is_marked():
     row = Row(Example("k", "tiny, 50 examples", {}, expect="prompt"), "lora", "lora-fits", "", 1.0, 0.1, None)
     assert not row.as_expected
     assert "(textbook: prompt)" in render([row])
+
+
+def test_the_summary_reads_gain_forgetting_memory_and_time_from_the_records():
+    from pathlib import Path
+
+    from tunewise.demo.summary import render, summarise
+    from tunewise.records import load_eval_record, load_run_record
+
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "report" / "complete"
+    records = {m: load_run_record(fixture / "runs" / m) for m in ("lora", "qlora", "full", "dpo")}
+    rows = {r.run: r for r in summarise(records, load_eval_record(fixture / "eval" / "eval.json"))}
+    assert rows["lora"].domain_gain and rows["lora"].domain_pp == pytest.approx(14.5)
+    assert not rows["dpo"].domain_gain  # its domain interval includes zero
+    assert rows["qlora"].retention_verdict == "regression" and rows["qlora"].retention_pp < 0
+    assert rows["full"].domain_pp is None  # no comparison in eval.json: shown as "-", never invented
+    assert rows["dpo"].preference_verdict == "gain"
+    table = render(list(rows.values()))
+    assert "dpo: held-out preference pairs" in table and "+21.0" in table
+    assert rows["lora"].peak_mib == pytest.approx(records["lora"].peak_memory.allocated_gib * 1024, abs=0.1)
