@@ -76,7 +76,7 @@ def train_and_measure(trainer, ctx: RunContext, watchers: Watchers) -> None:
     """trainer.train() between the memory meter's start and stop; fills the record."""
     record = ctx.record
     meter = PeakMemoryMeter(ctx.runtime.device)
-    if ctx.resume_from and ctx.runtime.is_main:
+    if (ctx.resume_from or ctx.options.resume) and ctx.runtime.is_main:
         _trim_metrics(ctx.run_dir / "metrics.jsonl", ctx.resume_from)
     tokens_before = _tokens_in_checkpoint(ctx.resume_from)
     if adapters_in_compute_dtype(trainer.model, ctx.runtime):  # before the optimizer holds states
@@ -121,15 +121,23 @@ def _raise_if_stopped(watchers: Watchers, ctx: RunContext) -> None:
         )
 
 
-def _trim_metrics(path: Path, checkpoint: str) -> None:
-    """Drop metric rows logged after the checkpoint we resume from (they will be redone)."""
-    step = int(Path(checkpoint).name.split("-")[-1])
+def _trim_metrics(path: Path, checkpoint: str | None) -> None:
+    """Drop metric rows logged after the checkpoint we resume from (they will be redone):
+    all of them when no checkpoint was complete, and any line a kill cut off mid-write."""
+    step = int(Path(checkpoint).name.split("-")[-1]) if checkpoint else 0
     if not path.exists():
         return
-    rows = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
+    rows = [line for line in path.read_text().splitlines() if (_step_of(line) or step + 1) <= step]
     from tunewise.atomic import atomic_write_text
 
     atomic_write_text(path, "".join(r + "\n" for r in rows))
+
+
+def _step_of(line: str) -> int | None:
+    try:
+        return int(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def _tokens_in_checkpoint(checkpoint: str | None) -> int:
