@@ -57,13 +57,23 @@ def test_exit_code_zero_and_the_report_path_on_stdout(demo):
     assert "Traceback" not in proc.stderr
 
 
+def _section(html: str, section: str) -> str:
+    start = html.index(f'id="sec-{section}"')
+    end = html.find('id="sec-', start + 1)
+    return html[start:end if end != -1 else len(html)]
+
+
 def test_the_report_exists_and_covers_every_method(demo, latest):
     _, out = demo
     for page in (out / "report.html", latest / "report.html"):
         html = page.read_text(encoding="utf-8")
         assert "<html" in html.lower() and len(html) > 100_000  # plotly.js is inlined
+        scorecard = _section(html, "scorecard")
         for method in METHODS:
-            assert f">{method}<" in html or f'"{method}"' in html, f"{method} missing from {page}"
+            assert f"<tr><td>{method}</td>" in scorecard, f"{method} has no scorecard row in {page}"
+        training = _section(html, "training")
+        for method in TRAINED:
+            assert f'"name":"{method}"' in training, f"{method} has no training curve in {page}"
 
 
 def test_every_run_record_is_completed(latest):
