@@ -75,15 +75,22 @@ def _largest_batch(s: Situation, m: Method, values: dict) -> int | None:
 
 def _zero_stage(s: Situation, m: Method, values: dict) -> int:
     """The least sharding (0, 2, 3) at which batch 1 with checkpointing fits; 3 if none does."""
-    return next((z for z in (0, 2, 3) if _fits(s, m, values, zero_stage=z, strategy=STRATEGY[z], batch_size=1,
-                                               gradient_checkpointing=True)), 3)
+    return next((z for z in (0, 2, 3) if _fits(s, m, values, zero_stage=z, strategy=_strategy(values, z),
+                                               batch_size=1, gradient_checkpointing=True)), 3)
+
+
+def _strategy(values: dict, stage: int) -> str:
+    """The user's --strategy where it can run this stage, else the usual engine for it."""
+    chosen = values.get("strategy")
+    usable = chosen == "deepspeed" or (chosen == "fsdp" and stage != 1) or (chosen == "ddp" and stage == 0)
+    return chosen if usable else STRATEGY[stage]
 
 
 def _needs_offload(s: Situation, m: Method, values: dict) -> bool:
     """Full sharding does not fit at batch 1 with checkpointing, but with CPU offload it does."""
     if s.device_kind != "gpu" or values.get("zero_stage") != 3:
         return False
-    small = {"batch_size": 1, "gradient_checkpointing": True, "strategy": STRATEGY[3]}
+    small = {"batch_size": 1, "gradient_checkpointing": True, "strategy": _strategy(values, 3)}
     return not _fits(s, m, values, **small) and _fits(s, m, values, cpu_offload=True, **small)
 
 
