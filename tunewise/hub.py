@@ -17,6 +17,7 @@ them; `opt_in()` sets them for one command and restores them afterwards.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,6 +27,7 @@ from tunewise.errors import InputError
 
 TRUST_ENV = "TUNEWISE_TRUST_REMOTE_CODE"
 PICKLE_ENV = "TUNEWISE_ALLOW_PICKLE_WEIGHTS"
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")  # name or org/name
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 TRUST_WARNING = ("warning: --trust-remote-code: the model's own Python files will run with your "
                  "permissions; use it only for a model you trust")
@@ -91,6 +93,8 @@ def check_model(model: str) -> None:
     if path.exists():
         _check_weights(path)
         return
+    if not HUB_ID.fullmatch(model):  # "./my-model", "/data/m", "a/b/c": a folder that is not there
+        raise InputError("no such model folder (and not a hub id such as org/name)", path=model, field="model")
     if is_offline() and not _cached(model):
         raise InputError(
             f"{model} is not in the local cache and tunewise is offline (HF_HUB_OFFLINE=1): "

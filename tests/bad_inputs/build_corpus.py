@@ -129,6 +129,7 @@ def eval_files() -> dict[str, bytes]:
         "mc_bad_json.jsonl": jl(mc) + b'{"prompt": "1+1=", "choices": ["2"\n',
         "pref_missing_rejected.jsonl": jl({"prompt": "hi", "chosen": "hello"}),
         "eval_empty.jsonl": b"",
+        "ok_mc.jsonl": jl(mc, {**mc, "prompt": "2+3=", "answer": 2}),
     }
 
 
