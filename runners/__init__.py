@@ -99,9 +99,10 @@ def run_plan(  # noqa: PLR0913 - the runners contract: plan, folder, then keywor
 
         topology = topology or Topology(num_processes)
         check_launch(plan, options, topology)  # a bad combination fails before the run folder exists
-        record = launch(plan, run_dir, options, prepare_run_dir(run_dir, resume=resume, overwrite=overwrite),
-                        topology)
-        return record if "record_on_machine" in record.extra else _remember(record, run_dir)
+        if topology.machine_rank > 0:  # machine 0 owns the folder and the record
+            return launch(plan, run_dir, options, "resume" if resume else "new", topology)
+        mode = prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
+        return _remember(launch(plan, run_dir, options, mode, topology), run_dir)
     mode = prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
     return _remember(execute(plan, run_dir, options, mode), run_dir)
 
@@ -141,7 +142,8 @@ def execute(plan: Plan, run_dir: Path, options: RunOptions, mode: str) -> RunRec
         runner.prepare()
         _record_config(ctx)
         _estimate_if_unplanned(ctx)
-        _write(record, run_dir)
+        if runtime.is_main:  # one writer: the other ranks may be on machines without this folder
+            _write(record, run_dir)
         runner.train()
         record.artifacts.update(runner.save())
         if plan.method.trains:
@@ -279,7 +281,7 @@ def _drop_checkpoints(ctx: RunContext) -> None:
     """A completed run keeps its artifact, not the optimizer-state checkpoints (GBs on real models)."""
     import shutil
 
-    if ctx.runtime.is_main:
+    if ctx.runtime.local_rank == 0:  # every machine holds its own ranks' checkpoint files
         shutil.rmtree(ctx.run_dir / CHECKPOINTS, ignore_errors=True)
         ctx.notes.append("checkpoints removed after completion (the artifact holds the result)")
 

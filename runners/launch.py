@@ -11,8 +11,9 @@ The configs come from the plan's settings (runners/accelerate_config.py).  Each 
 (`python -m runners.launch <run_dir>`) runs `runners.execute` as one rank; global rank 0
 writes the record, metrics and artifacts.  The parent waits, then reads the record.
 
-Several machines: run the same command on each with its `--machine-rank`; machine 0's run
-folder gets the record (the others report that their part finished).
+Several machines: run the same command on each with its `--machine-rank`.  Machine 0 owns
+the run folder and the record; the others keep their config in a hidden sibling folder
+(`.<name>.machine<r>/`, removed when they finish) and report that their part finished.
 
 CPU (tests, laptops): DDP over gloo.  accelerate spawns several local CPU processes only
 through its torchrun path, so the config says MULTI_GPU with `use_cpu: true`; every worker
@@ -23,6 +24,7 @@ FSDP and DeepSpeed need CUDA (accelerate ignores their plugins on CPU).
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import replace
@@ -62,26 +64,37 @@ def launch(plan: Plan, run_dir: Path, options: RunOptions, mode: str, topology: 
     on_cpu = check_launch(plan, options, topology)
     s = plan.settings
     layers = _layer_classes(plan.model) if s.strategy == "fsdp" else ()
+    here = machine_folder(run_dir, topology.machine_rank)
+    here.mkdir(parents=True, exist_ok=True)
     files = build(s, plan.method, topology, on_cpu=on_cpu, layer_classes=layers,
-                  deepspeed_path=str(run_dir / DEEPSPEED_FILE))
+                  deepspeed_path=str(here / DEEPSPEED_FILE))
     if files.deepspeed is not None:
-        atomic_write_json(run_dir / DEEPSPEED_FILE, files.deepspeed)
-    atomic_write_yaml(run_dir / CONFIG_FILE, files.accelerate)
+        atomic_write_json(here / DEEPSPEED_FILE, files.deepspeed)
+    atomic_write_yaml(here / CONFIG_FILE, files.accelerate)
     distributed = summary(s, topology, files)
     worker_plan = replace(plan, settings=s.replace(precision=launch_precision(s)))
     atomic_write_json(
-        run_dir / LAUNCH_FILE,
+        here / LAUNCH_FILE,
         {"plan": worker_plan.to_dict(), "mode": mode, "device": "cpu" if on_cpu else "cuda",
          "merge": options.merge, "precision_forced": options.precision_forced,
          "num_processes": topology.num_processes, "distributed": distributed},
     )
     command = [
-        sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(run_dir / CONFIG_FILE),
-        "--module", "runners.launch", str(run_dir),
+        sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(here / CONFIG_FILE),
+        "--module", "runners.launch", str(run_dir), str(here / LAUNCH_FILE),
     ]
     env = {**os.environ, "PYTHONPATH": _pythonpath()}
     result = subprocess.run(command, env=env, check=False)
-    return _outcome(run_dir, result.returncode, plan, topology, distributed)
+    if topology.machine_rank > 0:
+        return _elsewhere(plan, run_dir, topology, result.returncode)
+    return _outcome(run_dir, result.returncode, distributed)
+
+
+def machine_folder(run_dir: Path, machine_rank: int) -> Path:
+    """Where a machine's accelerate config and launch spec go: the run folder on machine 0;
+    a hidden sibling on the others, which must not touch the run folder (on a shared
+    filesystem machine 0 creates, refuses or replaces it, and may start last)."""
+    return run_dir if machine_rank == 0 else run_dir.parent / f".{run_dir.name}.machine{machine_rank}"
 
 
 def _gpu_count() -> int:
@@ -121,13 +134,11 @@ def _pythonpath() -> str:
     return root + (os.pathsep + existing if existing else "")
 
 
-def _outcome(run_dir: Path, returncode: int, plan: Plan, topology: Topology, distributed: dict) -> RunRecord:
+def _outcome(run_dir: Path, returncode: int, distributed: dict) -> RunRecord:
     """The record rank 0 wrote, turned back into the error class a one-process run raises."""
     try:
         record = load_run_record(run_dir)
     except InputError:
-        if topology.machine_rank > 0 and returncode == 0:
-            return _elsewhere(plan, run_dir, topology)
         raise RunFailedError(f"accelerate launch exited with {returncode} before any record was written",
                              path=run_dir) from None
     if "distributed" not in record.config:  # the workers died before saying what ran
@@ -148,21 +159,27 @@ def _outcome(run_dir: Path, returncode: int, plan: Plan, topology: Topology, dis
     raise RunFailedError(f"{record.error} {where}")
 
 
-def _elsewhere(plan: Plan, run_dir: Path, topology: Topology) -> RunRecord:
-    """Machine rank > 0 without a shared folder: its part finished, machine 0 holds the record."""
+def _elsewhere(plan: Plan, run_dir: Path, topology: Topology, returncode: int) -> RunRecord:
+    """Machine rank > 0: its processes finished; machine 0 holds (and alone writes) the record,
+    so this machine never reads or writes one (on a shared folder it may still be running)."""
+    if returncode != 0:
+        raise RunFailedError(f"this machine's processes (machine rank {topology.machine_rank}) exited with "
+                             f"{returncode}; machine 0's record.json says what happened", path=run_dir)
+    shutil.rmtree(machine_folder(run_dir, topology.machine_rank), ignore_errors=True)  # kept only on failure
     record = RunRecord(name=run_dir.name, method=plan.method.value, base_model=plan.model, status="completed")
     record.extra["record_on_machine"] = 0
     record.extra["machine_rank"] = topology.machine_rank
     return record
 
 
-def worker(run_dir: Path) -> int:
-    """One rank: rebuild the plan and options from launch.json and execute."""
+def worker(run_dir: Path, launch_spec: Path | None = None) -> int:
+    """One rank: rebuild the plan and options from its machine's launch spec and execute."""
     from runners import execute
     from tunewise.errors import TunewiseError
 
-    spec = read_json(run_dir / LAUNCH_FILE)
-    plan = from_mapping(Plan, spec["plan"], run_dir / LAUNCH_FILE)
+    launch_spec = launch_spec or run_dir / LAUNCH_FILE
+    spec = read_json(launch_spec)
+    plan = from_mapping(Plan, spec["plan"], launch_spec)
     options = RunOptions(merge=spec["merge"], num_processes=spec["num_processes"], device=spec["device"],
                          precision_forced=spec["precision_forced"])
     try:
@@ -190,4 +207,4 @@ def _record_distributed(run_dir: Path, planned: dict) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(worker(Path(sys.argv[1])))
+    sys.exit(worker(Path(sys.argv[1]), *(Path(a) for a in sys.argv[2:3])))

@@ -6,6 +6,7 @@ bad launch combinations are one line before anything starts.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from dataclasses import replace
@@ -17,6 +18,7 @@ from runner_kit import arithmetic_rows, make_plan, metrics, write_jsonl
 
 from runners import run_plan
 from tunewise.methods import Method
+from tunewise.records import load_run_record
 
 pytestmark = pytest.mark.slow
 
@@ -56,9 +58,14 @@ def test_gradient_accumulation_matches_a_bigger_batch(tiny_model_dir, single):
     assert [r["loss"] for r in metrics(out / "accum")] == pytest.approx(expected, rel=TOLERANCE)
 
 
+# Both "machines" of the two-machine test share this host's cores: one thread each (accelerate
+# would give each machine's single process every core).
+ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "tunewise", "run", *args], capture_output=True, text=True,
-                          timeout=120, cwd=cwd, check=False)
+                          timeout=120, cwd=cwd, check=False, env=ONE_THREAD)
 
 
 @pytest.mark.parametrize(("settings", "flags", "words"), [
@@ -75,3 +82,30 @@ def test_bad_launch_is_one_line_and_leaves_no_run_folder(tiny_model_dir, tmp_pat
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode == 2 and len(lines) == 1 and words in lines[0], proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "runs" / "bad").exists()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_two_machines_on_one_host_share_a_run_folder(tiny_model_dir, tmp_path):
+    """--num-machines 2: two `tunewise run`s (one process each) meet over 127.0.0.1; machine 0
+    alone writes the record, machine 1 leaves nothing behind in the shared folder."""
+    train = write_jsonl(tmp_path / "train.jsonl", arithmetic_rows(8))
+    make_plan(tiny_model_dir, Method.LORA, train, name="nodes", batch_size=2, max_steps=2).write(tmp_path / "p.yaml")
+    flags = ["p.yaml", "--device", "cpu", "--out", "runs", "--num-processes", "2", "--num-machines", "2",
+             "--main-process-ip", "127.0.0.1", "--main-process-port", str(_free_port())]
+    second = subprocess.Popen([sys.executable, "-m", "tunewise", "run", *flags, "--machine-rank", "1"], cwd=tmp_path,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ONE_THREAD)
+    first = _cli(*flags, "--machine-rank", "0", cwd=tmp_path)
+    out, err = second.communicate(timeout=120)
+    assert first.returncode == 0 and second.returncode == 0, (first.stderr[-1500:], err[-1500:])
+    assert "machine 1 finished its part" in out
+    record = load_run_record(tmp_path / "runs" / "nodes")
+    assert record.status == "completed" and record.steps == 2
+    assert record.config["distributed"]["num_machines"] == 2 and len(record.peak_memory.per_rank) == 2
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["nodes"]  # no machine-1 leftovers

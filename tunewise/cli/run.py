@@ -156,6 +156,21 @@ def summary(record, out_dir: str) -> str:
         if peak is not None and peak.comparable_gib is not None:
             what = "CUDA reserved" if peak.device == "cuda" else "CPU RSS above baseline"
             head += f", peak memory {peak.comparable_gib:.2f} GiB ({what})"
-    lines = [head, f"record: {run_dir / 'record.json'}"]
+    lines = [head] + ([spread] if (spread := _per_rank(record)) else []) + [f"record: {run_dir / 'record.json'}"]
     lines += [f"{role}: {run_dir / path}" for role, path in record.artifacts.items() if role != "metrics"]
     return "\n".join(lines)
+
+
+def _per_rank(record) -> str | None:
+    """Several processes: the strategy and each rank's peak (sharding can leave them uneven)."""
+    peak = record.peak_memory
+    if peak is None or len(peak.per_rank) < 2:
+        return None
+    key = "reserved_gib" if peak.device == "cuda" else "rss_delta_gib"
+    values = [(r["rank"], r.get(key) or 0.0) for r in peak.per_rank]
+    if len(values) <= 8:
+        shown = ", ".join(f"{rank}: {gib:.2f}" for rank, gib in values)
+    else:
+        shown = f"min {min(g for _, g in values):.2f}, max {max(g for _, g in values):.2f}"
+    strategy = record.config.get("distributed", {}).get("strategy", "ddp")
+    return f"{strategy} over {len(values)} processes; peak memory per rank (GiB): {shown}"
