@@ -139,8 +139,8 @@ class Sharding:
         return min(two_layers, DEEPSPEED_MAX_LIVE_PARAMS) if self.strategy == "deepspeed" else two_layers
 
     def reduce_buffer_params(self, spec: ModelSpec, trainable: float) -> float:
-        """Gradient elements reduce-scatter reads at once (ZeRO-2/3)."""
-        if self.stage < 2 or self.gpus == 1:
+        """Gradient elements reduce-scatter (or, offloading, the copy to CPU) reads at once (ZeRO-2/3)."""
+        if self.stage < 2 or (self.gpus == 1 and not self.offload):
             return 0.0
         bucket = layer_params(spec) if self.strategy == "fsdp" else float(spec.hidden) ** 2
         return min(bucket, trainable)

@@ -184,3 +184,19 @@ def test_published_peaks_median_error_stays_small():
     assert errors[len(errors) // 2] <= 0.12
     verdicts = [r for r in rows if r.fits is not None]
     assert all(r.fits == (not r.oom) for r in verdicts)
+
+
+def test_fp32_logit_losses_hold_what_their_recipes_keep():
+    """torchtune before 2024-07-28 / transformers < 4.46 keep fp32 logits through backward
+    (16 B per token x vocab), torchtune since frees them first (12 B), transformers today 14 B."""
+    name = "meta-llama/Llama-2-7b-hf"
+    spec, tokens = resolve_model(name), 2 * 1024
+
+    def loss_gib(loss):
+        return est(name, "lora", gpu="a100-80gb", batch_size=2, seq_len=1024, gradient_checkpointing=True,
+                   knobs=MemoryKnobs(loss=loss)).memory.activations
+
+    kept, freed, hf = loss_gib("fp32-logits"), loss_gib("fp32-logits-freed"), loss_gib("hf")
+    per_byte = spec.vocab * tokens / 2**30
+    assert kept - hf == pytest.approx(2 * per_byte, rel=1e-3)
+    assert hf - freed == pytest.approx(2 * per_byte, rel=1e-3)
