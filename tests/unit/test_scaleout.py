@@ -153,6 +153,7 @@ def test_estimate_flags_num_gpus_nodes_strategy_offload_keep_the_contract():
     (("--strategy", "deepspeed"), "zero_stage"),
     (("--strategy", "ddp", "--zero-stage", "3"), "strategy"),
     (("--num-gpus", "6", "--num-nodes", "4"), "num_nodes"),
+    (("--num-gpus", "8", "--num-nodes", "0"), "num_nodes"),
 ])
 def test_estimate_layout_errors_are_one_line(args, field):
     result = run_cli("estimate", "--model", LLAMA7.name, "--gpu", "h100", *args)

@@ -123,7 +123,7 @@ def run_estimate(opts: dict):
         spec, parse_method(opts["method"]), hardware, settings, gpus=opts["gpus"], tokens=opts["tokens"],
         examples=opts["examples"], avg_tokens_per_example=opts["tokens_per_example"],
         price_usd_per_hour=opts["price"], knobs=MemoryKnobs(preference_adapter=opts["preference_adapter"]),
-        calibration=calibration, nodes=opts.get("num_nodes") or 1, inter_node=opts.get("inter_node") or "infiniband-ndr",
+        calibration=calibration, nodes=opts.get("num_nodes", 1), inter_node=opts.get("inter_node") or "infiniband-ndr",
     )
     return result, calibration
 
