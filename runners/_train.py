@@ -155,7 +155,7 @@ def _gather_peaks(record, ctx: RunContext) -> None:
 
 def _full_state_dict(trainer):
     """The whole model's state dict on rank 0 when FSDP or DeepSpeed shard it (a collective:
-    every rank calls it; accelerate gathers FULL_STATE_DICT / ZeRO-3 16-bit weights), else
+    every rank calls it; accelerate gathers the FSDP2 shards / ZeRO-3 16-bit weights), else
     None: the unwrapped model holds every weight and saves itself."""
     if not (getattr(trainer, "is_fsdp_enabled", False) or getattr(trainer, "is_deepspeed_enabled", False)):
         return None

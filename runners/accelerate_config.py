@@ -16,8 +16,9 @@ load every generated file with accelerate's own loader and launcher checks.
 
 FSDP follows the transformers/PEFT FSDP guides: auto-wrap by the model's decoder-layer
 class (TRANSFORMER_BASED_WRAP), `fsdp_cpu_ram_efficient_loading` (rank 0 reads the
-weights, the others get them by broadcast), FULL_STATE_DICT so `adapter/` and `model/`
-stay plain PEFT/transformers checkpoints.  FSDP2 has no `fsdp_use_orig_params` /
+weights, the others get them by broadcast), SHARDED_STATE_DICT checkpoints (each rank
+writes its shard: no full gather per --resume checkpoint); `adapter/` and `model/` are
+gathered once at the end (runners/_train.py) and stay plain PEFT/transformers checkpoints.  FSDP2 has no `fsdp_use_orig_params` /
 `fsdp_sync_module_states` (accelerate: "obsolete in FSDP2"), so they are not written.
 QLoRA under FSDP or DeepSpeed stores its 4-bit weights in the compute dtype
 (`bnb_4bit_quant_storage`, runners/translate.py) so they shard like every other weight
@@ -217,7 +218,7 @@ def _fsdp(s: TrainSettings, layer_classes: tuple[str, ...], notes: list[str]) ->
         "fsdp_reshard_after_forward": full_shard,
         "fsdp_offload_params": s.cpu_offload,
         "fsdp_auto_wrap_policy": "TRANSFORMER_BASED_WRAP",
-        "fsdp_state_dict_type": "FULL_STATE_DICT",
+        "fsdp_state_dict_type": "SHARDED_STATE_DICT",
         "fsdp_cpu_ram_efficient_loading": True,
         # The Trainer refuses FSDP's activation checkpointing next to its own; the plan's
         # gradient_checkpointing stays with the Trainer, as on one GPU (PEFT's FSDP-QLoRA example).

@@ -76,7 +76,7 @@ def test_every_valid_combination_passes_the_checks_and_maps_its_settings(strateg
         assert fsdp["fsdp_reshard_after_forward"] is (stage != 2)  # ZeRO-2 = SHARD_GRAD_OP
         assert fsdp["fsdp_offload_params"] is offload
         assert fsdp["fsdp_transformer_layer_cls_to_wrap"] == "LlamaDecoderLayer"
-        assert fsdp["fsdp_state_dict_type"] == "FULL_STATE_DICT"
+        assert fsdp["fsdp_state_dict_type"] == "SHARDED_STATE_DICT"  # checkpoints; artifacts gathered once
     else:
         zero = files.deepspeed["zero_optimization"]
         assert config["distributed_type"] == "DEEPSPEED" and zero["stage"] == stage
@@ -109,7 +109,7 @@ def test_accelerate_itself_accepts_every_generated_config(tmp_path):
         if strategy == "fsdp":
             assert row["fsdp_version"] == 2 and row["wrap"] == list(LAYERS)
             assert row["reshard_after_forward"] is (stage != 2) and row["offload"] is offload
-            assert row["ram_efficient"] is True and "FULL_STATE_DICT" in row["state_dict"]
+            assert row["ram_efficient"] is True and "SHARDED_STATE_DICT" in row["state_dict"]
         elif strategy == "deepspeed":
             assert row["zero_stage"] == stage and row["zero3_init"] is (stage == 3)
             assert row["offload_optimizer"] == ("cpu" if offload else "none")
