@@ -200,8 +200,11 @@ def _record_distributed(run_dir: Path, planned: dict) -> None:
         return
     from accelerate.state import AcceleratorState
 
-    actual = AcceleratorState._shared_state.get("distributed_type")
-    record = load_run_record(run_dir)
+    actual = AcceleratorState._shared_state.get("distributed_type")  # None: failed before accelerate started
+    try:
+        record = load_run_record(run_dir)
+    except InputError:  # unreadable: the parent reports the failure; never mask it here
+        return
     record.config["distributed"] = {**planned, "accelerate_distributed_type": getattr(actual, "value", actual)}
     record.write(run_dir)
 
