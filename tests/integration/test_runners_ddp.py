@@ -18,6 +18,7 @@ from runner_kit import arithmetic_rows, make_plan, metrics, write_jsonl
 
 from runners import run_plan
 from tunewise.methods import Method
+from tunewise.plan import HardwareSpec
 from tunewise.records import load_run_record
 
 pytestmark = pytest.mark.slow
@@ -109,3 +110,11 @@ def test_two_machines_on_one_host_share_a_run_folder(tiny_model_dir, tmp_path):
     assert record.status == "completed" and record.steps == 2
     assert record.config["distributed"]["num_machines"] == 2 and len(record.peak_memory.per_rank) == 2
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["nodes"]  # no machine-1 leftovers
+
+
+def test_a_plan_for_several_gpus_run_as_one_process_says_so(tiny_model_dir, tmp_path):
+    train = write_jsonl(tmp_path / "train.jsonl", arithmetic_rows(8))
+    plan = make_plan(tiny_model_dir, Method.LORA, train, name="eight")
+    replace(plan, hardware=HardwareSpec("a100-80gb", 8, 80.0)).write(tmp_path / "plan.yaml")
+    proc = _cli("plan.yaml", "--resume", "--overwrite", cwd=tmp_path)  # stops right after the note
+    assert proc.returncode == 2 and "the plan is for 8 GPUs" in proc.stderr and "--num-processes 8" in proc.stderr

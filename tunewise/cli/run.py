@@ -86,6 +86,10 @@ def command(plan_path, **opts) -> None:
     from runners import run_plan
 
     plan = build_plan(plan_path, opts)
+    planned = plan.hardware.count
+    if planned > 1 and opts["num_processes"] == 1 and plan.method.trains:  # the usual slip with an advised plan
+        click.echo(f"note: the plan is for {planned} GPUs ({plan.settings.strategy}); this run uses one process "
+                   f"(add --num-processes {planned} to run it as planned)", err=True)
     record = run_plan(
         plan, opts["out"], resume=opts["resume"], overwrite=opts["overwrite"], merge=opts["merge"],
         num_processes=opts["num_processes"], device=opts["device"], precision_forced=opts["precision"] is not None,
