@@ -217,9 +217,9 @@ RULES: tuple[SettingRule, ...] = (
                 lambda *_: "recompute activations in the backward pass (+~33% compute) to save memory"),
     SettingRule("batch_size", "largest-fitting", lambda s, m, v: _largest_batch(s, m, v) is not None,
                 _largest_batch, lambda s, m, v, x: f"largest micro-batch of {list(BATCH_CHOICES)} whose "
-                f"estimate fits in {HEADROOM:.0%} of {s.memory_gib:g} GiB (or at all, if none does)"),
+                f"estimate fits in {HEADROOM:.0%} of {s.memory_gib:g} GiB (or at all, if none does)", ALL),
     SettingRule("batch_size", "nothing-fits", _always, lambda *_: 1,
-                lambda *_: "even micro-batch 1 does not fit: see the changes that make it fit"),
+                lambda *_: "even micro-batch 1 does not fit: see the changes that make it fit", ALL),
     SettingRule("grad_accum", "global-batch", _always,
                 lambda s, m, v: max(1, math.ceil(GLOBAL_BATCH / (v["batch_size"] * s.gpus))),
                 lambda s, m, v, x: f"global batch = {v['batch_size']} x {x} x {s.gpus} GPU(s) = "
