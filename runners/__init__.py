@@ -297,15 +297,9 @@ def _device_name(runtime: Runtime) -> str:
         import torch
 
         return torch.cuda.get_device_name(runtime.local_rank)
-    import platform
+    from advisor.run_history import local_cpu_name  # the name calibration matches runs by
 
-    try:  # Linux names the CPU model here; platform.processor() is often empty
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return local_cpu_name()
 
 
 def _plain(obj: Any) -> dict[str, Any]:

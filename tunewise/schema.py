@@ -155,15 +155,7 @@ def _coerce(hint: Any, value: Any, path, field: str):
     if hint is Any:
         return value
     if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in (a for a in args if a is not type(None)):
-            try:
-                return _coerce(arg, value, path, field)
-            except InputError as exc:
-                errors.append(exc)
-        raise errors[0]
+        return _union(args, value, path, field)
     if dataclasses.is_dataclass(hint):
         return from_mapping(hint, value, path, prefix=field + ".")
     if origin is list:
@@ -179,6 +171,19 @@ def _coerce(hint: Any, value: Any, path, field: str):
             raise InputError(f"expected one of {list(args)}, got {value!r}", path=path, field=field)
         return value
     return _scalar(hint, value, path, field)
+
+
+def _union(args: tuple, value: Any, path, field: str):
+    """The first member of `X | Y | None` that accepts the value; else the first member's error."""
+    if value is None and type(None) in args:
+        return None
+    errors = []
+    for arg in (a for a in args if a is not type(None)):
+        try:
+            return _coerce(arg, value, path, field)
+        except InputError as exc:
+            errors.append(exc)
+    raise errors[0]
 
 
 def _scalar(hint: Any, value: Any, path, field: str):
