@@ -11,7 +11,7 @@ TABLES that returns its printed text; each lives in its own module under benchma
 Statistics: absolute percentage error |estimate - measured| / measured, median and 90th
 percentile (nearest-rank) per method; the fit verdict is right when an OOM row is predicted
 not to fit and a measured row on a GPU of known size is predicted to fit.
-Targets: median <= 10%, p90 <= 20-25%, >= 95% correct fit verdicts.
+Targets: median <= 10%, p90 <= 20% (issue 8), >= 95% correct fit verdicts.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import accuracy_published  # noqa: E402
 
-TARGET_MEDIAN, TARGET_P90, TARGET_FITS = 0.10, 0.25, 0.95
+TARGET_MEDIAN, TARGET_P90, TARGET_FITS = 0.10, 0.20, 0.95
 
 
 def p90(values: list[float]) -> float:

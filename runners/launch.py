@@ -180,8 +180,10 @@ def worker(run_dir: Path, launch_spec: Path | None = None) -> int:
     launch_spec = launch_spec or run_dir / LAUNCH_FILE
     spec = read_json(launch_spec)
     plan = from_mapping(Plan, spec["plan"], launch_spec)
-    options = RunOptions(merge=spec["merge"], num_processes=spec["num_processes"], device=spec["device"],
-                         precision_forced=spec["precision_forced"])
+    # resume travels too: a resume without a complete checkpoint must still drop the killed
+    # run's metric rows (runners/_train.py _trim_metrics)
+    options = RunOptions(resume=spec["mode"] == "resume", merge=spec["merge"], num_processes=spec["num_processes"],
+                         device=spec["device"], precision_forced=spec["precision_forced"])
     try:
         execute(plan, run_dir, options, spec["mode"])
     except TunewiseError:
