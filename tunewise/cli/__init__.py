@@ -23,8 +23,26 @@ class UserFacingError(click.ClickException):
         self.exit_code = exit_code
 
 
+# command name -> module under tunewise.cli; a module is imported only when its command
+# runs (or help lists it), so `tunewise advise` does not pay for importing the others.
+COMMANDS = {"advise": "advise", "demo": "demo", "estimate": "estimate", "eval": "eval_cmd",
+            "report": "report", "run": "run"}
+
+
 class TunewiseGroup(click.Group):
-    """A click group that turns our errors into one clear line and an exit code."""
+    """A click group that turns our errors into one clear line and an exit code, and loads
+    each command's module lazily (click's documented LazyGroup pattern)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            import importlib
+
+            module = importlib.import_module(f"tunewise.cli.{COMMANDS[cmd_name]}")
+            self.add_command(module.command, cmd_name)
+        return self.commands.get(cmd_name)
 
     def invoke(self, ctx: click.Context):
         try:
@@ -56,14 +74,10 @@ def cli() -> None:
     default_offline()  # before any hub library is imported: never reach a hub unasked
 
 
-def _register() -> None:
-    from tunewise.cli import advise, demo, estimate, eval_cmd, report, run
-
-    for module in (advise, estimate, run, eval_cmd, report, demo):
-        cli.add_command(module.command)
-
-
-_register()
+def all_commands() -> dict[str, click.Command]:
+    """Every command, loaded (for the command reference and tests)."""
+    ctx = click.Context(cli)
+    return {name: cli.get_command(ctx, name) for name in cli.list_commands(ctx)}
 
 
 def main(argv: list[str] | None = None) -> int:
