@@ -181,6 +181,11 @@ def _calibration(request: AdviceRequest, hw: Any) -> Calibration | None:
     """What measured runs on this hardware teach (None when there is nothing to read)."""
     if not request.calibrate_from and not request.history:
         return None
+    if not request.calibrate_from:
+        from advisor.run_history import default_sources
+
+        if not default_sources():  # no history, no ./runs: skip importing the fitting code
+            return None
     from advisor.calibration import load_calibration
 
     return load_calibration(hw, request.calibrate_from, history=request.history,
