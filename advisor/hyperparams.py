@@ -27,7 +27,7 @@ from typing import Any
 
 from advisor.context import HEADROOM, Derivation, Situation
 from tunewise.methods import Method
-from tunewise.settings import TrainSettings
+from tunewise.settings import STAGE_STRATEGY, TrainSettings
 
 ALL = tuple(Method)
 TRAINING = tuple(m for m in Method if m.trains)
@@ -83,7 +83,7 @@ def _strategy(values: dict, stage: int) -> str:
     """The user's --strategy where it can run this stage, else the usual engine for it."""
     chosen = values.get("strategy")
     usable = chosen == "deepspeed" or (chosen == "fsdp" and stage != 1) or (chosen == "ddp" and stage == 0)
-    return chosen if usable else STRATEGY[stage]
+    return chosen if usable else STAGE_STRATEGY[stage]
 
 
 def _needs_offload(s: Situation, m: Method, values: dict) -> bool:
@@ -226,8 +226,6 @@ RULES: tuple[SettingRule, ...] = (
                 f"{v['batch_size'] * x * s.gpus} sequences per step (target {GLOBAL_BATCH}, at least 1 step each)"),
 )
 
-STRATEGY = {0: "ddp", 1: "deepspeed", 2: "deepspeed", 3: "fsdp"}
-
 
 def derive_settings(s: Situation, method: Method) -> tuple[TrainSettings, list[Derivation]]:
     """Apply the user's overrides, then the first matching rule per setting, in table order."""
@@ -243,7 +241,7 @@ def derive_settings(s: Situation, method: Method) -> tuple[TrainSettings, list[D
         values[rule.field] = value
         out.append(Derivation(rule.field, value, rule.name, rule.reason(s, method, values, value)))
     if "strategy" not in values and values.get("zero_stage"):
-        values["strategy"] = STRATEGY[values["zero_stage"]]
+        values["strategy"] = STAGE_STRATEGY[values["zero_stage"]]
         out.append(Derivation("strategy", values["strategy"], "zero-strategy",
                               "ZeRO-3 runs as FSDP full sharding; stages 1-2 as DeepSpeed ZeRO"))
     return TrainSettings(**values), out

@@ -16,6 +16,8 @@ from tunewise.errors import InputError
 OPTIMIZERS = ("adamw", "adamw-8bit", "paged-adamw-8bit", "sgd")
 PRECISIONS = ("bf16", "fp16", "fp32", "amp")
 STRATEGIES = ("ddp", "fsdp", "deepspeed")
+# The usual engine for a ZeRO stage when none is named: 1-2 DeepSpeed, 3 FSDP full shard.
+STAGE_STRATEGY = {0: "ddp", 1: "deepspeed", 2: "deepspeed", 3: "fsdp"}
 
 
 @dataclass(frozen=True)

@@ -132,11 +132,12 @@ def layout_settings(strategy: str | None, zero_stage: int | None) -> dict:
     """--strategy and --zero-stage as settings: a stage alone picks its usual engine (1-2
     DeepSpeed, 3 FSDP, as the policy does); DeepSpeed needs a stage; DDP shards nothing."""
     from tunewise.errors import InputError
+    from tunewise.settings import STAGE_STRATEGY
 
     if zero_stage not in (None, 0, 1, 2, 3):
         return {}  # TrainSettings names the field
     if strategy is None:
-        return {"strategy": {0: "ddp", 1: "deepspeed", 2: "deepspeed", 3: "fsdp"}[zero_stage]} if zero_stage else {}
+        return {"strategy": STAGE_STRATEGY[zero_stage]} if zero_stage else {}
     if strategy == "deepspeed" and not zero_stage:
         raise InputError("--strategy deepspeed needs --zero-stage 1, 2 or 3", field="zero_stage")
     if strategy == "ddp" and zero_stage:
