@@ -98,11 +98,11 @@ def run_plan(  # noqa: PLR0913 - the runners contract: plan, folder, then keywor
         from runners.launch import check_launch, launch
 
         topology = topology or Topology(num_processes)
-        check_launch(plan, options, topology)  # a bad combination fails before the run folder exists
+        on_cpu = check_launch(plan, options, topology)  # a bad combination fails before the run folder exists
         if topology.machine_rank > 0:  # machine 0 owns the folder and the record
-            return launch(plan, run_dir, options, "resume" if resume else "new", topology)
+            return launch(plan, run_dir, options, "resume" if resume else "new", topology, on_cpu=on_cpu)
         mode = prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
-        return _remember(launch(plan, run_dir, options, mode, topology), run_dir)
+        return _remember(launch(plan, run_dir, options, mode, topology, on_cpu=on_cpu), run_dir)
     mode = prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
     return _remember(execute(plan, run_dir, options, mode), run_dir)
 

@@ -58,10 +58,12 @@ def check_launch(plan: Plan, options: RunOptions, topology: Topology) -> bool:
     return on_cpu
 
 
-def launch(plan: Plan, run_dir: Path, options: RunOptions, mode: str, topology: Topology | None = None) -> RunRecord:
-    """Start the processes with accelerate and return the record rank 0 wrote."""
-    topology = topology or Topology(options.num_processes)
-    on_cpu = check_launch(plan, options, topology)
+def launch(plan: Plan, run_dir: Path, options: RunOptions, mode: str, topology: Topology, *,
+           on_cpu: bool) -> RunRecord:
+    """Start the processes with accelerate and return the record rank 0 wrote.
+
+    The caller has run `check_launch` (before the run folder exists) and passes its `on_cpu`.
+    """
     s = plan.settings
     layers = _layer_classes(plan.model) if s.strategy == "fsdp" else ()
     here = machine_folder(run_dir, topology.machine_rank)
