@@ -82,7 +82,7 @@ def train_reward_model(ctx: RunContext, *, base: str, adapter: bool, tokenizer, 
         shutil.rmtree(upstream.args.output_dir, ignore_errors=True)  # save_strategy "no": only trainer leftovers
     model = trainer.accelerator.unwrap_model(trainer.model)
     _publish(ctx.run_dir, REWARD_DIR, lambda tmp: _save(model, tokenizer, tmp, base), trainer)
-    scorer = RewardScorer(_for_scoring(model, adapter, ctx.runtime.precision), tokenizer)
+    scorer = RewardScorer(_for_scoring(model, adapter, ctx.runtime), tokenizer)
     accuracy, margin = pair_accuracy(scorer, eval_rows)
     rows = watchers["metrics"].rows
     summary = RewardModelResult(
@@ -115,14 +115,17 @@ def _train(trainer, ctx: RunContext, watchers: dict[str, Any]):
     return peak, time.perf_counter() - started
 
 
-def _for_scoring(model, adapter: bool, precision: str):
+def _for_scoring(model, adapter: bool, runtime):
     """Frozen, in the compute precision, a LoRA reward model merged into its base copy."""
     import torch
 
+    from runners.translate import compute_dtype
+
     if adapter:
         model = model.merge_and_unload()
-    if precision in ("bf16", "fp16"):
-        model = model.to(torch.bfloat16 if precision == "bf16" else torch.float16)
+    dtype = compute_dtype(runtime)
+    if dtype is not torch.float32:  # amp computes in bf16 too (fp32 masters only matter while training)
+        model = model.to(dtype)
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
