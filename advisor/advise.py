@@ -259,7 +259,7 @@ def _situation(request: AdviceRequest, spec: Any, hw: Any, profile: DataProfile 
         estimate=estimate, paged_optimizer=hw.paged_optimizer, optimizer_8bit=hw.bnb_8bit_optimizer,
         goal=normalise_goal(request.goal), tasks=request.tasks, budget_usd=request.budget_usd,
         max_hours=request.max_hours, preserve_general=request.preserve_general, forced=request.method,
-        online_rl=request.online_rl,
+        online_rl=request.online_rl, nodes=request.nodes,
         overrides=dict(request.overrides), examples=request.examples,
     )
     if profile is not None:

@@ -98,6 +98,7 @@ class Situation:
     preserve_general: bool = False
     forced: Method | None = None
     online_rl: bool = False  # the user needs an explicit reward model / online RL (--online-rl)
+    nodes: int = 1  # nodes the user asked for (--num-nodes); more GPUs are trialled in multiples of it
     overrides: dict[str, Any] = field(default_factory=dict)  # settings the user set
     data_verdicts: dict[Method, Any] = field(default_factory=dict)  # Method -> Verdict
     candidates: dict[Method, Candidate] = field(default_factory=dict)

@@ -48,6 +48,7 @@ class Trial:
     model: str | None = None  # None: the requested model
     spec: Any = None
     estimate: dict[str, Any] = field(default_factory=dict)
+    nodes: int = 1  # set by _run: the nodes the estimate spread `gpus` over
 
     @property
     def fits(self) -> bool:
@@ -57,7 +58,7 @@ class Trial:
         changed = {k: v for k, v in self.settings.__dict__.items() if getattr(base.settings, k) != v}
         est = self.estimate
         return {"change": self.change, "method": self.method.value, "gpus": self.gpus,
-                "nodes": nodes_for(self.gpus),
+                "nodes": self.nodes,
                 "model": self.model, "settings": changed, "fits": self.fits,
                 "total_gib": est["memory_gib"]["total"], "time_hours": est.get("time_hours"),
                 "cost_usd": est.get("cost_usd")}
@@ -65,6 +66,7 @@ class Trial:
 
 def _run(s: Situation, trial: Trial) -> Trial:
     trial.estimate = s.estimate(trial.method, trial.settings, trial.gpus, trial.spec)
+    trial.nodes = nodes_for(trial.gpus, s.nodes)  # as the Situation's estimate spreads them
     return trial
 
 
@@ -122,7 +124,7 @@ def _more_gpus(s: Situation, c: Candidate, st: TrainSettings, gpus: int) -> Tria
     if s.device_kind != "gpu" or not c.method.trains:
         return None
     for offloading in (False, True):
-        for n in (g for g in GPU_COUNTS if g >= gpus):
+        for n in (g for g in GPU_COUNTS if g >= gpus and g % s.nodes == 0):  # even over the nodes asked for
             for strategy, stage, offload, why in LADDER:
                 if offload != offloading or (n == 1 and not offload) or \
                         (n == gpus and (stage, offload) <= (st.zero_stage, st.cpu_offload)):
@@ -131,8 +133,7 @@ def _more_gpus(s: Situation, c: Candidate, st: TrainSettings, gpus: int) -> Tria
                 changed = st.replace(zero_stage=stage, strategy=strategy, cpu_offload=offload, grad_accum=accum)
                 trial = _run(s, Trial("", c.method, changed, n))
                 if trial.fits:
-                    nodes = nodes_for(n)
-                    where = f"{n} x {s.hardware}" + (f" on {nodes} nodes" if nodes > 1 else "")
+                    where = f"{n} x {s.hardware}" + (f" on {trial.nodes} nodes" if trial.nodes > 1 else "")
                     trial.change = f"{where} with {_layout(strategy, stage, offload)}: {why}"
                     return trial
     return None

@@ -222,6 +222,7 @@ CPU_FLOPS_PER_CYCLE = (("avx512f", 64), ("fma", 32), ("avx", 16))
 CPU_DEFAULT_GHZ = 3.0  # when the clock cannot be read (assumption)
 
 
+@functools.cache  # the machine does not change within a process
 def _this_machine_cpu_peak() -> dict[str, Any]:
     """fp32 peak of this machine's CPU: cores x FLOPs/cycle x clock (from /proc/cpuinfo on Linux).
 

@@ -143,11 +143,6 @@ def autocasts(precision: str) -> bool:
     return precision in ("amp", "fp16")
 
 
-def weight_bytes_per_param(precision: str) -> float:
-    """Resident bytes per weight of a fully trained model (its master copy)."""
-    return master_bytes(precision)
-
-
 def adapter_weight_bytes(method: Method, precision: str, knobs: MemoryKnobs) -> int:
     """dtype bytes of LoRA adapter weights: QLoRA bf16 (trl casts them, QLoRA §3); LoRA the
     trainable dtype of the precision (PEFT upcasts to fp32 unless the run is pure bf16)."""
