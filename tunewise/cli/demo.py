@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import click
 
-DEFAULT_METHODS = "prompt,lora,qlora,full,dpo"
+from tunewise.demo.plans import DEMO_METHODS
+
+DEFAULT_METHODS = ",".join(m.value for m in DEMO_METHODS)
 
 
 @click.command("demo")

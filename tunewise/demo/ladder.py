@@ -13,7 +13,7 @@ Local run history is off (`history=False`) so the same inputs give the same rows
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,6 @@ class Row:
     memory_gib: float | None
     time_hours: float | None
     cost_usd: float | None
-    files: dict[str, str] = field(default_factory=dict)
 
     @property
     def as_expected(self) -> bool | None:
@@ -88,13 +87,12 @@ def run_ladder(out_dir: Path, tiny_model: str, data: dict[str, str], log=lambda 
     for example in examples(tiny_model, data):
         log(f"advise: {example.label}")
         advice = advise(AdviceRequest(**example.request, history=False))
-        plan = advice.write_plan(out_dir / f"{example.key}.plan.yaml")
+        advice.write_plan(out_dir / f"{example.key}.plan.yaml")
         body = advice.to_dict()
-        advice_path = atomic_write_json(out_dir / f"{example.key}.json", body)
+        atomic_write_json(out_dir / f"{example.key}.json", body)
         chosen = next(c for c in body["candidates"] if c["method"] == advice.method.value)
         rows.append(Row(example, advice.method.value, advice.rule, advice.reasons[0],
-                        chosen["memory_gib"]["total"], chosen.get("time_hours"), chosen.get("cost_usd"),
-                        {"advice": str(advice_path), "plan": str(plan)}))
+                        chosen["memory_gib"]["total"], chosen.get("time_hours"), chosen.get("cost_usd")))
     return rows
 
 
