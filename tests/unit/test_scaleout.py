@@ -119,6 +119,19 @@ def test_policy_shards_70b_full_ft_on_8x80gb_and_needs_fewer_gpus_for_lora():
     assert "ZeRO-3" in full_plan["line"] and full_plan["cost_usd"] > 0
 
 
+def test_more_gpu_trials_keep_the_requested_nodes():
+    # Llama-3.1-8B full FT does not fit 2 x A100-40GB on 2 nodes: the proposal is estimated and
+    # reported on the 2 nodes asked for (not 1 node of 4), and a node count that no trial count
+    # divides evenly gives an answer, not an error.
+    two = advise(AdviceRequest(model="meta-llama/Llama-3.1-8B", gpu="a100-40gb", gpus=2, nodes=2,
+                               examples=1000, history=False))
+    full = two.scale_out[Method.FULL]
+    assert full["fits"] and full["gpus"] % 2 == 0 and full["nodes"] == 2 and "on 2 nodes" in full["line"]
+    three = advise(AdviceRequest(model="meta-llama/Llama-3.1-70B", gpu="a100-40gb", gpus=6, nodes=3,
+                                 examples=1000, history=False))
+    assert three.method is not None
+
+
 def test_an_impossible_request_says_what_would_fit_in_one_line():
     advice = advise(AdviceRequest(model="meta-llama/Llama-3.1-405B", gpu="rtx-4090", gpus=1, examples=20_000,
                                   tokens_per_example=500, method=Method.FULL, history=False))
