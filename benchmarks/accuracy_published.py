@@ -28,9 +28,21 @@ row itself states, with these rules (no row is special-cased):
   encoder-decoder models (T0/mT0), CPU offload of parameters or optimizer, LoRA variants
   other than LoRA (DoRA, LoHa, VeRA, LoRA-FA), unstated batch sizes, ranges that include
   checkpoint saving.
+* rows whose settings the source itself leaves open are left out too: the torchtune
+  2024-09 table says its 4090 and A6000 rows differ in memory flags without saying which, so
+  both rows of every such model/method pair are unknown (neither is preferred).
 * OOM rows ("value = GPU capacity") check the fit verdict only, at the smallest setting
   the row allows (batch 1): if even that does not fit, "OOM" is predicted correctly.
   Every measured row on a GPU of known size must also be predicted to fit.
+
+Rows are scored but marked *contradicted* -- reported in the table and in the statistics of
+all rows, and left out of the statistics of consistent rows -- when their own source or
+plain arithmetic says the stated setting is not what was measured, never because of our
+error on them:
+* the source's maintainers could not reproduce the value (their reproductions are rows of
+  their own: torchtune PR #961 for the 24.1 GB single-GPU full fine-tune);
+* the measurement is below `lower_bound_gib`, what the stated setting must hold at once in
+  any framework (fixed-length rows only: a variable length has no lower bound).
 """
 
 from __future__ import annotations
@@ -42,7 +54,7 @@ from pathlib import Path
 
 from advisor.estimate import estimate
 from advisor.hardware import Hardware, resolve_hardware
-from advisor.memory import ALLOCATOR_RESERVE, MemoryKnobs
+from advisor.memory import ALLOCATOR_RESERVE, MemoryKnobs, quantized_weight_bytes
 from advisor.models import resolve_model
 from tunewise.errors import TunewiseError
 from tunewise.methods import Method
@@ -73,6 +85,7 @@ class Scenario:
     hardware: Hardware | None = None
     estimate_gib: float | None = None
     fits: bool | None = None
+    contradicted: str | None = None  # why the stated setting cannot be what was measured
 
     @property
     def error(self) -> float | None:
@@ -88,13 +101,28 @@ def load_rows(path: Path = CSV_PATH) -> list[dict[str, str]]:
 
 def scenarios(path: Path = CSV_PATH) -> list[Scenario]:
     """One evaluated Scenario per CSV row."""
-    out = []
-    for i, row in enumerate(load_rows(path)):
-        sc = _parse(i, row)
+    rows = load_rows(path)
+    out = [_parse(i, row) for i, row in enumerate(rows)]
+    _skip_unstated_flags(out, rows)
+    for sc in out:
         if sc.skip is None:
             _evaluate(sc)
-        out.append(sc)
     return out
+
+
+def _skip_unstated_flags(scs: list[Scenario], rows: list[dict[str, str]]) -> None:
+    """A note saying "which memory flags differed between A and B rows is NOT stated" leaves
+    the setting of every row of that model and method on A or B unknown (see the docstring)."""
+    for sc, row in zip(scs, rows, strict=True):
+        said = re.search(r"which memory flags differed between (\w+) and (\w+) rows is NOT stated",
+                         row["throughput_note"])
+        if sc.skip or not said:
+            continue
+        pair = [r for r in rows if r["model"] == row["model"] and r["method"] == row["method"]
+                and r["source"] == row["source"]]
+        gpus = {g for g in said.groups() if any(g in r["gpu"] for r in pair)}
+        if len(gpus) == 2 and any(g in row["gpu"] for g in gpus):
+            sc.skip = f"memory flags of the {' vs '.join(said.groups())} rows not stated"
 
 
 def _parse(i: int, row: dict[str, str]) -> Scenario:
@@ -127,6 +155,9 @@ def _parse(i: int, row: dict[str, str]) -> Scenario:
     sc.knobs = _knobs(row, text)
     sc.gpus = gpus
     sc.hardware = _hardware(row["gpu"])
+    disputed = re.search(r"could not reproduce ([\d.]+)GB single-GPU", row["throughput_note"])
+    if disputed and gpus == 1 and row["measured_peak_gb"].strip() == disputed.group(1):
+        sc.contradicted = "its maintainers could not reproduce it (their reproductions are rows of their own)"
     return sc
 
 
@@ -284,6 +315,33 @@ def _evaluate(sc: Scenario) -> None:
     allocated = mem.allocated - mem.pageable
     sc.estimate_gib = allocated if sc.metric == "allocated" else allocated * (1 + ALLOCATOR_RESERVE)
     sc.fits = est.fits if sc.hardware is not None else None
+    if sc.measured_gib is not None and not sc.oom and not sc.variable_seq and sc.contradicted is None:
+        bound = lower_bound_gib(sc)
+        if sc.measured_gib < bound:
+            sc.contradicted = (f"measured {sc.measured_gib:.1f} GiB < {bound:.1f} GiB that the stated "
+                               "weights and saved layer inputs alone need")
+
+
+def lower_bound_gib(sc: Scenario) -> float:
+    """GiB the stated setting holds at once in any framework, per GPU:
+
+        weights / shards + layers x batch x seq x hidden x 2 bytes
+
+    The weights in 16 bits (NF4 + constants for QLoRA, `quantized_weight_bytes`), divided
+    over the GPUs under FSDP/ZeRO-3.  Backward needs every layer's input: activation
+    checkpointing keeps exactly that and nothing more (Chen et al. 2016, arXiv:1604.06174,
+    section 3), without it more is kept; with activation offloading it sits in CPU RAM, so
+    it is not counted.  No gradients, optimizer states, logits or allocator reserve: every
+    real peak is above this."""
+    spec = resolve_model(sc.model)
+    s = sc.settings
+    if sc.method is Method.QLORA:
+        weights = quantized_weight_bytes(spec, "bf16", sc.knobs.double_quant)
+    else:
+        weights = spec.params * 2.0
+    shards = sc.gpus if s.zero_stage == 3 else 1
+    saved = 0.0 if sc.knobs.activation_offload else spec.n_layers * s.batch_size * s.seq_len * spec.hidden * 2.0
+    return (weights / shards + saved) / 2**30
 
 
 def with_knobs(sc: Scenario, **changes) -> Scenario:

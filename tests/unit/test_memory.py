@@ -181,7 +181,7 @@ def test_published_peaks_median_error_stays_small():
     rows = scenarios()
     errors = sorted(abs(r.error) for r in rows if r.error is not None)
     assert len(errors) >= 40
-    assert errors[len(errors) // 2] <= 0.12
+    assert errors[len(errors) // 2] <= 0.10
     verdicts = [r for r in rows if r.fits is not None]
     assert all(r.fits == (not r.oom) for r in verdicts)
 
