@@ -51,6 +51,11 @@ MFU = {
 MFU_SOURCE = "memory_formulas.md §8 anchors (torchtune 45%/34%, HF LoRA 21%), rounded down for TRL without compile"
 # Host devices: measured matmul efficiency of eager PyTorch training on CPU/MPS is lower.
 HOST_MFU_FACTOR = 0.5
+# On a host every trained method runs at full fine-tuning's FLOP rate: the per-method GPU
+# penalties above come from GPU kernels (adapter GEMMs too small to fill tensor cores, NF4
+# dequantisation kernels).  Measured here (benchmarks/estimate_cpu.py, ~100M Llama, batch 2
+# x 256, checkpointing): LoRA's step takes 0.75 x full's, exactly its FLOP ratio (3 vs 4
+# passes); QLoRA 0.60 x; DPO 1.75 x (its FLOP ratio is 2).
 # Memory-bandwidth utilisation while generating token by token (RLHF rollouts).
 GENERATION_BANDWIDTH_EFFICIENCY = 0.5
 
@@ -104,7 +109,9 @@ def rlhf_policy_flops(train: float, fwd: float, algorithm: str = "rloo") -> floa
 
 def default_mfu(method: Method, hardware: Hardware) -> float:
     """The assumed MFU of `method` on `hardware` before any local calibration."""
-    return MFU.get(method, 0.25) * (HOST_MFU_FACTOR if hardware.kind != "gpu" else 1.0)
+    if hardware.kind != "gpu":
+        return (MFU.get(method, 0.25) if method is Method.PROMPT else MFU[Method.FULL]) * HOST_MFU_FACTOR
+    return MFU.get(method, 0.25)
 
 
 def training_time(  # noqa: PLR0913 - mfu: the calibrated value (advisor/calibration.py)
