@@ -41,6 +41,9 @@ plain arithmetic says the stated setting is not what was measured, never because
 error on them:
 * the source's maintainers could not reproduce the value (their reproductions are rows of
   their own: torchtune PR #961 for the 24.1 GB single-GPU full fine-tune);
+* the source says the model alone had reserved >= 95% of the peak before training began
+  (torchtune's QLoRA tutorial: 9.13 of 9.29 GB "after model init"): reserved memory never
+  shrinks, so the peak measures the loader's transients, not the training step;
 * the measurement is below `lower_bound_gib`, what the stated setting must hold at once in
   any framework (fixed-length rows only: a variable length has no lower bound).
 """
@@ -158,6 +161,10 @@ def _parse(i: int, row: dict[str, str]) -> Scenario:
     disputed = re.search(r"could not reproduce ([\d.]+)GB single-GPU", row["throughput_note"])
     if disputed and gpus == 1 and row["measured_peak_gb"].strip() == disputed.group(1):
         sc.contradicted = "its maintainers could not reproduce it (their reproductions are rows of their own)"
+    init = re.search(r"peak reserved after model init ([\d.]+)GB", row["throughput_note"])
+    if init and not oom and float(init.group(1)) >= 0.95 * float(row["measured_peak_gb"]):  # same unit
+        sc.contradicted = (f"{init.group(1)} GB were reserved after model init, before training: "
+                           "the peak is the loader's, not the training step's")
     return sc
 
 
