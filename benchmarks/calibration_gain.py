@@ -32,7 +32,7 @@ os.environ.setdefault("TUNEWISE_NO_HISTORY", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 GRID = [("lora", 2), ("lora", 4), ("lora", 8), ("full", 2), ("full", 4), ("full", 8)]
-STEPS = 12
+STEPS = 40  # every run trains > 1 s, the calibration's minimum (advisor/calibration.py)
 OUT_CSV = ROOT / "benchmarks" / "results" / "calibration_gain.csv"
 
 
