@@ -39,7 +39,7 @@ from typing import Any
 from advisor.hardware import Hardware
 from advisor.memory import CUDA_CONTEXT_GIB, NCCL_GIB, RUNTIME_GIB_HOST, MemoryBreakdown
 from advisor.run_history import Entry, default_sources, local_cpu_name, read_entries
-from tunewise.errors import InputError, TunewiseError
+from tunewise.errors import InputError, TunewiseError, first_line
 from tunewise.methods import Method
 
 MIN_STEPS = 5
@@ -219,7 +219,7 @@ def calibrate(entries: list[Entry], hardware: Hardware, *, catalog_path: str | N
         try:
             outcome = _sample(entry, hardware, cpu, catalog_path)
         except (TypeError, ValueError, KeyError, AttributeError, TunewiseError) as exc:
-            cal.warnings.append(f"{entry.source}: malformed run record ({_first_line(exc)}); skipped")
+            cal.warnings.append(f"{entry.source}: malformed run record ({first_line(exc)}); skipped")
             continue
         if isinstance(outcome, Sample):
             cal.samples.append(outcome)
@@ -376,7 +376,3 @@ def _label(entry: Entry) -> str:
 def _r(value: float | None) -> float | None:
     return None if value is None else round(value, 6)
 
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0][:200] if lines else type(exc).__name__

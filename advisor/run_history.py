@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tunewise.errors import InputError
+from tunewise.errors import InputError, first_line
 
 ENV_HOME = "TUNEWISE_HOME"
 ENV_OFF = "TUNEWISE_NO_HISTORY"
@@ -218,7 +218,7 @@ def _read_record(path: Path, entries: list[Entry], warnings: list[str]) -> None:
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        warnings.append(f"{path}: not readable JSON ({_first_line(exc)}); skipped")
+        warnings.append(f"{path}: not readable JSON ({first_line(exc)}); skipped")
         return
     if not isinstance(raw, dict) or raw.get("schema") != "tunewise/run/v1":
         warnings.append(f"{path}: not a tunewise/run/v1 record; skipped")
@@ -246,7 +246,3 @@ def local_cpu_name() -> str:
         pass
     return platform.processor() or platform.machine()
 
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0][:200] if lines else type(exc).__name__

@@ -45,14 +45,15 @@ def data_file(method: str) -> str:
     return str(demo_data_path("preferences_train.jsonl" if method == "dpo" else "domain_train_prompt_completion.jsonl"))
 
 
-def run_tunewise(method: str, model: str, steps: int, out: Path) -> dict:
+def run_tunewise(method: str, model: str, steps: int, out: Path, **settings) -> dict:
+    """One `tunewise run` in this process with SETTINGS (`settings` override them)."""
     from runners import run_plan
     from tunewise.methods import Method
     from tunewise.plan import DataSpec, Plan
     from tunewise.settings import TrainSettings
 
     plan = Plan(method=Method(method), model=model, data=DataSpec(train=data_file(method)),
-                settings=TrainSettings(max_steps=steps, **SETTINGS))
+                settings=TrainSettings(max_steps=steps, **{**SETTINGS, **settings}))
     record = run_plan(plan, out, device="cpu")
     return {"tokens_per_s": record.tokens_per_s, "cpu_s": record.extra["train_cpu_s"], "tokens": record.train_tokens,
             "wall_s": record.train_time_s, "rss_delta_gib": record.peak_memory.rss_delta_gib,
@@ -113,12 +114,17 @@ def run_trl(method: str, model_dir: str, steps: int, out: Path) -> dict:
 
 def measure(side: str, method: str, model: str, steps: int) -> dict:
     """One measurement in a fresh interpreter (no warm caches shared between the sides)."""
+    return in_fresh_process(__file__, ["--worker", side, "--method", method, "--model", model, "--steps", str(steps)],
+                            f"{side} {method}")
+
+
+def in_fresh_process(script: str, args: list[str], what: str, env: dict | None = None) -> dict:
+    """Run `script args --out TMP` in a new interpreter; its last stdout line, parsed as JSON."""
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, __file__, "--worker", side, "--method", method, "--model", model,
-               "--steps", str(steps), "--out", tmp]
-        done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=False)
+        done = subprocess.run([sys.executable, script, *args, "--out", tmp], capture_output=True, text=True,
+                              cwd=ROOT, env=env, check=False)
         if done.returncode != 0:
-            raise SystemExit(f"{side} {method} failed:\n{done.stderr[-3000:]}")
+            raise SystemExit(f"{what} failed:\n{done.stderr[-3000:]}")
         return json.loads(done.stdout.strip().splitlines()[-1])
 
 

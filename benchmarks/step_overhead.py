@@ -16,9 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,29 +28,20 @@ METHODS = ("full", "lora")
 
 
 def worker(method: str, batch: int, steps: int, out: str) -> None:
-    from benchmarks.runner_overhead import data_file
-    from runners import run_plan
+    from benchmarks.runner_overhead import run_tunewise
     from tunewise.assets import tiny_model_path
-    from tunewise.methods import Method
-    from tunewise.plan import DataSpec, Plan
-    from tunewise.settings import TrainSettings
 
-    settings = TrainSettings(max_steps=steps, batch_size=batch, seq_len=SEQ, learning_rate=1e-4, warmup_ratio=0.0,
-                             lr_scheduler="constant", logging_steps=10, seed=42, gradient_checkpointing=False)
-    plan = Plan(method=Method(method), model=str(tiny_model_path()), data=DataSpec(train=data_file(method)),
-                settings=settings)
-    record = run_plan(plan, Path(out), device="cpu")
-    print(json.dumps({"cpu_s_per_step": record.extra["train_cpu_s"] / steps}))
+    run = run_tunewise(method, str(tiny_model_path()), steps, Path(out), batch_size=batch, seq_len=SEQ,
+                       gradient_checkpointing=False)
+    print(json.dumps({"cpu_s_per_step": run["cpu_s"] / steps}))
 
 
 def measure(method: str, batch: int, steps: int) -> float:
-    with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, __file__, "--worker", method, str(batch), "--steps", str(steps), "--out", tmp]
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-        done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, check=False)
-        if done.returncode != 0:
-            raise SystemExit(f"{method} batch {batch} failed:\n{done.stderr[-2000:]}")
-        return json.loads(done.stdout.strip().splitlines()[-1])["cpu_s_per_step"]
+    from benchmarks.runner_overhead import in_fresh_process
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    args = ["--worker", method, str(batch), "--steps", str(steps)]
+    return in_fresh_process(__file__, args, f"{method} batch {batch}", env)["cpu_s_per_step"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -160,16 +160,9 @@ class _BaseTokenizer:
     @property
     def tok(self):
         if self._tok is None:
-            from transformers import AutoTokenizer
-
             from tunewise import hub
 
-            hub.check_model(self.base_model)  # one plain line for an uncached hub id
-            try:
-                self._tok = AutoTokenizer.from_pretrained(self.base_model, trust_remote_code=hub.trust_remote_code())
-            except OSError as exc:
-                first = (str(exc).splitlines() or [""])[0][:200]
-                raise InputError(f"cannot load the base tokenizer (offline): {first}", path=self.base_model) from None
+            self._tok = hub.load_tokenizer(self.base_model, "base tokenizer")
         return self._tok
 
     def render(self, messages: list[dict[str, str]]) -> str:

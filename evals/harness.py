@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from evals.variants import VariantSpec
-from tunewise.errors import InputError, RunFailedError
+from tunewise.errors import InputError, RunFailedError, first_line
 from tunewise.records import EvalSettings
 
 DTYPES = ("float32", "bfloat16", "float16")
@@ -93,9 +93,8 @@ def check_tasks(manager, names: list[str], *, load: list[str]) -> None:
         try:
             manager.load([name])
         except Exception as exc:  # datasets raises many types when data is missing offline
-            first = (str(exc).splitlines() or [""])[0][:200]
             raise InputError(
-                f"lm-eval task {name!r} cannot load its data ({type(exc).__name__}: {first}); "
+                f"lm-eval task {name!r} cannot load its data ({type(exc).__name__}: {first_line(exc)}); "
                 "it is not available offline: download it into the Hugging Face cache first "
                 "(with HF_DATASETS_OFFLINE=0) or use the bundled suites (--retention builtin)",
                 field="retention",
@@ -129,17 +128,16 @@ def evaluate_variants(job: HarnessJob, manager) -> dict[str, VariantOutput]:
 
 
 def _load(path: str, torch_dtype, device: str):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     from tunewise import hub
 
-    hub.check_model(path)  # offline cache, safetensors only
+    tok = hub.load_tokenizer(path)  # checks the folder / offline cache and the weights first
     try:
-        tok = AutoTokenizer.from_pretrained(path, trust_remote_code=hub.trust_remote_code())
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype, **hub.load_kwargs())
     except OSError as exc:
-        first = (str(exc).splitlines() or [""])[0][:200]
-        raise InputError(f"cannot load model (offline; local folder or cached hub id): {first}", path=path) from None
+        raise InputError(f"cannot load model (offline; local folder or cached hub id): {first_line(exc)}",
+                         path=path) from None
     return model.to(device).eval(), tok
 
 

@@ -33,7 +33,7 @@ from runners._common import (
     run_dir_for,
     utc_now,
 )
-from tunewise.errors import InputError, RunFailedError, TunewiseError
+from tunewise.errors import InputError, RunFailedError, TunewiseError, first_line
 from tunewise.methods import Method
 from tunewise.plan import Plan
 from tunewise.records import RunRecord
@@ -182,7 +182,7 @@ def recording(record: RunRecord, run_dir: Path, *, is_main: bool) -> Iterator[fl
     except Exception as exc:  # a bug or an upstream failure (e.g. out of memory)
         if is_main:
             (run_dir / "error.log").write_text(traceback.format_exc())
-        message = f"training failed: {type(exc).__name__}: {_first_line(exc)}"
+        message = f"training failed: {type(exc).__name__}: {first_line(exc, 300)}"
         _fail(record, "failed", message)
         raise RunFailedError(f"{message} (traceback: {run_dir / 'error.log'}; record: {where})") from exc
     finally:
@@ -271,7 +271,7 @@ def _estimate_if_unplanned(ctx: RunContext) -> None:
             avg_tokens_per_example=data.get("tokens_mean") or None, knobs=MemoryKnobs(preference_adapter=lora),
         )
     except Exception as exc:  # noqa: BLE001 - an estimate is a bonus: it must never fail a training run
-        ctx.notes.append(f"no advisor estimate: {type(exc).__name__}: {_first_line(exc)}")
+        ctx.notes.append(f"no advisor estimate: {type(exc).__name__}: {first_line(exc, 300)}")
         return
     record.estimate = est.to_dict()
     record.extra["estimate_source"] = "advisor.estimate at run time (the plan had none)"
@@ -307,10 +307,6 @@ def _plain(obj: Any) -> dict[str, Any]:
 
     return to_mapping(obj)
 
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0][:300] if lines else type(exc).__name__
 
 
 @contextmanager

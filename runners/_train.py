@@ -23,7 +23,7 @@ from runners._memory import PeakMemoryMeter, per_rank
 from runners.translate import adapters_in_compute_dtype
 from tunewise import hub
 from tunewise.atomic import atomic_write_json
-from tunewise.errors import InputError, RunFailedError
+from tunewise.errors import InputError, RunFailedError, first_line
 
 
 @dataclass
@@ -33,13 +33,7 @@ class Watchers:
 
 
 def load_tokenizer(model_ref: str):
-    from transformers import AutoTokenizer
-
-    hub.check_model(model_ref)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(model_ref, trust_remote_code=hub.trust_remote_code())
-    except (OSError, ValueError) as exc:
-        raise InputError(f"cannot load the tokenizer: {_first_line(exc)}", path=model_ref, field="model") from None
+    tokenizer = hub.load_tokenizer(model_ref)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token  # batches need a pad id; it is masked out
     return tokenizer
@@ -52,7 +46,7 @@ def load_model(model_ref: str, load_kwargs: dict[str, Any]):
     try:
         return AutoModelForCausalLM.from_pretrained(model_ref, **load_kwargs)
     except OSError as exc:
-        raise InputError(f"cannot load the model: {_first_line(exc)}", path=model_ref, field="model") from None
+        raise InputError(f"cannot load the model: {first_line(exc)}", path=model_ref, field="model") from None
 
 
 def trainable_parameters(model) -> int:
@@ -241,7 +235,3 @@ def _publish(run_dir: Path, name: str, write, trainer) -> str:
     os.replace(tmp, final)
     return name
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

@@ -123,9 +123,9 @@ def build_meta_model(config, recipe: Recipe, *, reference: bool = False):
 
         model = get_peft_model(model, recipe.lora)
         if recipe.bf16_adapters:  # trl: QLoRA adapters in bf16 (QLoRA paper §3); pure bf16 runs
-            for param in model.parameters():
-                if param.requires_grad:
-                    param.data = param.data.to(torch.bfloat16)
+            from runners.translate import trainable_to_bf16
+
+            trainable_to_bf16(model)
     return model
 
 

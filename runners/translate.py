@@ -244,10 +244,15 @@ def adapters_in_compute_dtype(model, rt: Runtime) -> int:
     """Pure bf16: cast the trainable LoRA weights to bf16 (PEFT's `autocast_adapter_dtype`
     upcasts them to fp32; trl does this same cast for QLoRA adapters).  Returns how many
     parameters were cast; other precisions keep PEFT's fp32 adapters (their masters)."""
-    import torch
-
     if rt.precision != "bf16":
         return 0
+    return trainable_to_bf16(model)
+
+
+def trainable_to_bf16(model) -> int:
+    """Cast every trainable parameter that is not bf16 yet to bf16 in place; how many were cast."""
+    import torch
+
     cast = 0
     for param in model.parameters():
         if param.requires_grad and param.dtype != torch.bfloat16:

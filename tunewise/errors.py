@@ -9,6 +9,13 @@ from __future__ import annotations
 from os import PathLike
 
 
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message, at most `limit` characters (the type name
+    when it has none): library errors span pages, a tunewise error is one line."""
+    lines = str(exc).strip().splitlines()
+    return lines[0][:limit] if lines else type(exc).__name__
+
+
 class TunewiseError(Exception):
     """Base class: a message plus, where known, the file, line and field it is about."""
 

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from tunewise.errors import InputError
+from tunewise.errors import InputError, first_line
 
 TRUST_ENV = "TUNEWISE_TRUST_REMOTE_CODE"
 PICKLE_ENV = "TUNEWISE_ALLOW_PICKLE_WEIGHTS"
@@ -84,6 +84,19 @@ def load_kwargs() -> dict[str, Any]:
     if not allow_pickle_weights():
         kwargs["use_safetensors"] = True
     return kwargs
+
+
+def load_tokenizer(model: str, what: str = "tokenizer"):
+    """`model`'s tokenizer under the rules above (`check_model` first, remote code only when
+    opted in), or one InputError line naming the model and what could not load."""
+    from transformers import AutoTokenizer
+
+    check_model(model)
+    try:
+        return AutoTokenizer.from_pretrained(model, trust_remote_code=trust_remote_code())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot load the {what} (offline: a local folder or a cached hub id): "
+                         f"{first_line(exc)}", path=model, field="model") from None
 
 
 def check_model(model: str) -> None:
