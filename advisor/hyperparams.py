@@ -27,7 +27,7 @@ from typing import Any
 
 from advisor.context import HEADROOM, Derivation, Situation
 from tunewise.methods import Method
-from tunewise.settings import STAGE_STRATEGY, TrainSettings
+from tunewise.settings import STAGE_STRATEGY, TrainSettings, sharding_conflict
 
 ALL = tuple(Method)
 TRAINING = tuple(m for m in Method if m.trains)
@@ -82,8 +82,7 @@ def _zero_stage(s: Situation, m: Method, values: dict) -> int:
 def _strategy(values: dict, stage: int) -> str:
     """The user's --strategy where it can run this stage, else the usual engine for it."""
     chosen = values.get("strategy")
-    usable = chosen == "deepspeed" or (chosen == "fsdp" and stage != 1) or (chosen == "ddp" and stage == 0)
-    return chosen if usable else STAGE_STRATEGY[stage]
+    return chosen if chosen is not None and sharding_conflict(chosen, stage) is None else STAGE_STRATEGY[stage]
 
 
 def _needs_offload(s: Situation, m: Method, values: dict) -> bool:

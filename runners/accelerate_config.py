@@ -34,7 +34,7 @@ from typing import Any
 
 from tunewise.errors import InputError
 from tunewise.methods import Method
-from tunewise.settings import TrainSettings
+from tunewise.settings import TrainSettings, sharding_conflict
 
 CONFIG_FILE = "accelerate_config.yaml"
 DEEPSPEED_FILE = "deepspeed_config.json"
@@ -129,15 +129,12 @@ def check(settings: TrainSettings, method: Method, topology: Topology, *, on_cpu
 
 
 def _check_sharding(s: TrainSettings) -> None:
-    if s.strategy == "ddp" and s.zero_stage:
-        raise InputError(f"zero_stage {s.zero_stage} with strategy ddp: DDP keeps a full copy on every GPU; "
-                         "use strategy fsdp (stages 2-3) or deepspeed (stages 1-3)", field="settings.zero_stage")
+    conflict = sharding_conflict(s.strategy, s.zero_stage)
+    if conflict:
+        raise InputError(conflict, field="settings.zero_stage")
     if s.strategy == "ddp" and s.cpu_offload:
         raise InputError("cpu_offload with strategy ddp: offloading comes with strategy fsdp or deepspeed",
                          field="settings.cpu_offload")
-    if s.strategy == "fsdp" and s.zero_stage == 1:
-        raise InputError("zero_stage 1 with strategy fsdp: FSDP has no optimizer-only sharding; use zero_stage 2 "
-                         "or 3, or strategy deepspeed", field="settings.zero_stage")
     if s.strategy == "deepspeed" and s.cpu_offload and s.zero_stage < 2:
         raise InputError(f"cpu_offload with DeepSpeed zero_stage {s.zero_stage}: ZeRO-Offload needs zero_stage 2 "
                          "or 3", field="settings.cpu_offload")

@@ -20,6 +20,20 @@ STRATEGIES = ("ddp", "fsdp", "deepspeed")
 STAGE_STRATEGY = {0: "ddp", 1: "deepspeed", 2: "deepspeed", 3: "fsdp"}
 
 
+def sharding_conflict(strategy: str, zero_stage: int) -> str | None:
+    """Why `strategy` cannot run ZeRO stage `zero_stage`, None when it can: one rule for the
+    estimate flags, the policy and the launcher.  DDP shards nothing; FSDP shards gradients
+    with the optimizer states (SHARD_GRAD_OP, stage 2) or everything (FULL_SHARD, 3) but has
+    no optimizer-only stage 1; DeepSpeed runs every stage (0: ZeRO disabled)."""
+    if strategy == "ddp" and zero_stage:
+        return (f"zero_stage {zero_stage} with strategy ddp: DDP keeps a full copy on every GPU; "
+                "use strategy fsdp (stages 2-3) or deepspeed (stages 1-3)")
+    if strategy == "fsdp" and zero_stage == 1:
+        return ("zero_stage 1 with strategy fsdp: FSDP has no optimizer-only sharding; use zero_stage 2 "
+                "(SHARD_GRAD_OP) or 3 (FULL_SHARD), or strategy deepspeed")
+    return None
+
+
 @dataclass(frozen=True)
 class TrainSettings:
     """How to train.  Sizes are per device; the global batch is batch_size*grad_accum*gpus."""

@@ -132,7 +132,7 @@ def layout_settings(strategy: str | None, zero_stage: int | None) -> dict:
     """--strategy and --zero-stage as settings: a stage alone picks its usual engine (1-2
     DeepSpeed, 3 FSDP, as the policy does); DeepSpeed needs a stage; DDP shards nothing."""
     from tunewise.errors import InputError
-    from tunewise.settings import STAGE_STRATEGY
+    from tunewise.settings import STAGE_STRATEGY, sharding_conflict
 
     if zero_stage not in (None, 0, 1, 2, 3):
         return {}  # TrainSettings names the field
@@ -140,10 +140,9 @@ def layout_settings(strategy: str | None, zero_stage: int | None) -> dict:
         return {"strategy": STAGE_STRATEGY[zero_stage]} if zero_stage else {}
     if strategy == "deepspeed" and not zero_stage:
         raise InputError("--strategy deepspeed needs --zero-stage 1, 2 or 3", field="zero_stage")
-    if strategy == "ddp" and zero_stage:
-        raise InputError("ddp shards nothing: use --strategy fsdp or deepspeed with --zero-stage", field="strategy")
-    if strategy == "fsdp" and zero_stage == 1:
-        raise InputError("FSDP has no ZeRO-1 (stage 2: SHARD_GRAD_OP, 3: FULL_SHARD)", field="zero_stage")
+    conflict = sharding_conflict(strategy, zero_stage or 0)
+    if conflict:
+        raise InputError(conflict, field="zero_stage")
     return {"strategy": strategy, "zero_stage": zero_stage or (3 if strategy == "fsdp" else 0)}
 
 
