@@ -246,7 +246,8 @@ def _assumptions(est: Estimate, knobs: MemoryKnobs, timing, token_note: str, pri
     out = []
     if method is not Method.PROMPT:
         out.append(f"MFU {timing.mfu:.2f} for {method} ({compute.MFU_SOURCE})"
-                   + ("; halved on CPU/Apple" if hardware.kind != "gpu" else ""))
+                   + ("; on CPU/Apple every method runs at full fine-tuning's rate, halved" if hardware.kind != "gpu"
+                      else ""))
         out.append(f"{timing.flops_per_token / 1e9:,.1f} GFLOP per "
                    + ("sampled token in the RLHF policy stage (training as below, + the policy's old-log-prob, "
                       "reference and reward forwards; PPO: x2 training + 4 forwards): " if method is Method.RLHF
@@ -268,7 +269,9 @@ def _assumptions(est: Estimate, knobs: MemoryKnobs, timing, token_note: str, pri
     out.append(f"overhead = CUDA context {memory.CUDA_CONTEXT_GIB} GiB + allocator reserve "
                f"{memory.ALLOCATOR_RESERVE:.0%} of allocated (fitted to published peaks)"
                if hardware.kind == "gpu" else
-               f"overhead = runtime {memory.RUNTIME_GIB_HOST} GiB + allocator reserve {memory.ALLOCATOR_RESERVE:.0%}")
+               f"overhead = runtime {memory.RUNTIME_GIB_HOST} GiB"
+               + (f" (+{memory.HOST_TRAINING_RUNTIME_GIB} GiB once training starts)" if method is not Method.PROMPT else "")
+               + f" + allocator reserve {memory.ALLOCATOR_RESERVE:.0%}")
     if hardware.kind != "gpu":
         out.append(f"{hardware.kind}: usable memory {hardware.usable_gib:.1f} of {hardware.memory_gib:.1f} GiB")
     return out
