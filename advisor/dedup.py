@@ -72,16 +72,17 @@ def signature(hashes: Iterable[int]) -> tuple[int, ...]:
             bins[b] = v
     if _EMPTY_BIN in bins and any(v != _EMPTY_BIN for v in bins):
         # Rotation densification (Shrivastava & Li, ICML 2014): an empty bin borrows the
-        # next non-empty bin to its right, offset by the distance, so two short texts do
-        # not "agree" on bins that are merely empty in both.
+        # next non-empty bin to its right (circularly), offset by the distance t, so two short
+        # texts do not "agree" on bins that are merely empty in both.  One right-to-left
+        # pass over the bins twice finds every empty bin's nearest right neighbour.
         filled = list(bins)
-        for j in range(K):
-            t = 1
-            while filled[j] == _EMPTY_BIN:
-                v = bins[(j + t) % K]
-                if v != _EMPTY_BIN:
-                    filled[j] = v + t * _EMPTY_BIN
-                t += 1
+        nearest, at = _EMPTY_BIN, 0
+        for j in range(2 * K - 1, -1, -1):
+            v = bins[j % K]
+            if v != _EMPTY_BIN:
+                nearest, at = v, j
+            elif j < K:
+                filled[j] = nearest + (at - j) * _EMPTY_BIN
         bins = filled
     return tuple(bins)
 

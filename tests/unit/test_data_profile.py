@@ -176,3 +176,25 @@ def test_near_duplicates_found_at_high_similarity_not_at_low():
     unrelated = sentence(2, 60)
     assert dedup.near_pairs([base, unrelated]) == []
     assert [(a, b) for a, b, _ in dedup.near_pairs([base, unrelated, one_change])] == [(0, 2)]
+
+
+def _rotation_densified(hashes: set[int]) -> tuple[int, ...]:
+    """Shrivastava & Li's rotation, written as its definition: an empty bin j takes the
+    first non-empty bin j + t to its right (circularly), plus t x the empty marker."""
+    k, empty = dedup.K, dedup._EMPTY_BIN
+    bins = [min((h // k for h in hashes if h % k == b), default=empty) for b in range(k)]
+    if all(v == empty for v in bins):
+        return tuple(bins)
+    out = []
+    for j in range(k):
+        t = 0
+        while bins[(j + t) % k] == empty:
+            t += 1
+        out.append(bins[(j + t) % k] + t * empty)
+    return tuple(out)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sets(st.integers(min_value=0, max_value=2**32 - 1), max_size=80))
+def test_signature_is_the_densified_one_permutation_minhash(hashes):
+    assert dedup.signature(hashes) == _rotation_densified(hashes)
