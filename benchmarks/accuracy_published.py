@@ -7,7 +7,9 @@ row itself states, with these rules (no row is special-cased):
 * units: `unit=GB(1e9)` rows are converted to GiB; `unit=GiB` kept; unspecified -> GiB
   (torch's own memory stats divide by 1024**3).
 * metric: rows saying allocated/active are compared with our allocated peak; rows saying
-  reserved (or not saying) with allocated x (1 + allocator reserve).  Paged optimizer
+  reserved (or not saying) with allocated x (1 + allocator reserve); rows read from a
+  screenshot of the GPU's memory (a system monitor: NVML, as nvidia-smi) with that plus the
+  CUDA context and NCCL buffers, which the device shows and torch's counters do not.  Paged optimizer
   states live in CUDA unified memory, which torch's counters do not include.
 * sequence length: a number is used as is; "variable" data with a stated truncation
   limit uses the limit (over a long run the longest batch reaches it); unpacked Alpaca with
@@ -77,7 +79,7 @@ class Scenario:
     label: str
     method: Method
     measured_gib: float | None
-    metric: str  # "allocated" | "reserved"
+    metric: str  # "allocated" | "reserved" | "device"
     oom: bool = False
     skip: str | None = None
     variable_seq: bool = False
@@ -200,6 +202,8 @@ def _measured(row: dict[str, str]) -> float | None:
 
 def _metric(row: dict[str, str]) -> str:
     text = (row["measured_or_estimated"] + " " + row["throughput_note"]).lower()
+    if "screenshot" in row["measured_or_estimated"]:
+        return "device"
     if "allocated" in text and "reserved similar" not in text or "active" in text:
         return "allocated"
     return "reserved"
@@ -321,6 +325,8 @@ def _evaluate(sc: Scenario) -> None:
     mem = est.memory
     allocated = mem.allocated - mem.pageable
     sc.estimate_gib = allocated if sc.metric == "allocated" else allocated * (1 + ALLOCATOR_RESERVE)
+    if sc.metric == "device":
+        sc.estimate_gib = mem.total - mem.pageable  # + CUDA context and NCCL buffers
     sc.fits = est.fits if sc.hardware is not None else None
     if sc.measured_gib is not None and not sc.oom and not sc.variable_seq and sc.contradicted is None:
         bound = lower_bound_gib(sc)
