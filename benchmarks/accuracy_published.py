@@ -9,11 +9,13 @@ row itself states, with these rules (no row is special-cased):
 * metric: rows saying allocated/active are compared with our allocated peak; rows saying
   reserved (or not saying) with allocated x (1 + allocator reserve); rows read from a
   screenshot of the GPU's memory (a system monitor: NVML, as nvidia-smi) with that plus the
-  CUDA context and NCCL buffers, which the device shows and torch's counters do not.  Paged optimizer
-  states live in CUDA unified memory, which torch's counters do not include.
+  CUDA context and NCCL buffers, which the device shows and torch's counters do not.
+  Paged optimizer states live in CUDA unified memory, which torch's counters do not include.
 * sequence length: a number is used as is; "variable" data with a stated truncation
-  limit uses the limit (over a long run the longest batch reaches it); unpacked Alpaca with
-  no limit uses 1,024 tokens (assumption, flagged "var" in the table); tweets use 128.
+  limit uses the limit (over a long run the longest batch reaches it); torchtune's April 2024
+  alpaca rows use its builders' default truncation, 512 tokens (TORCHTUNE_2024_ALPACA_TOKENS);
+  other unpacked Alpaca with no limit uses 1,024 tokens (assumption, flagged "var" in the
+  table); tweets use 128.
 * framework features stated in the row map to MemoryKnobs: torchtune's chunked
   cross-entropy (configs since the 2024-09 tables, and the optimization-flags rows from
   "+ Chunked Cross Entropy"), torch.compile, fusing the optimizer step into backward,
@@ -68,6 +70,10 @@ from tunewise.settings import TrainSettings
 CSV_PATH = Path(__file__).parent / "data" / "calibration_points.csv"
 GB_TO_GIB = 1e9 / 2**30
 ALPACA_TOKENS = 1024
+# torchtune's alpaca builders truncated at max_seq_len=512 by default from 2024-03-30 (commit
+# 73647e26, "Configure max_seq_len in InstructDataset") until the SFTDataset refactor of
+# 2024-08-15 (8295cc35); the April 2024 configs the rows name did not override it.
+TORCHTUNE_2024_ALPACA_TOKENS = 512
 TWEET_TOKENS = 128
 TORCHTUNE_FLAGS = ("Baseline", "Packed", "Compile", "Chunked Cross Entropy", "Activation Checkpointing",
                    "Fuse optimizer", "Activation Offloading", "8-bit AdamW")
@@ -216,6 +222,8 @@ def _seq_len(raw: str, text: str) -> tuple[int, bool]:
     if "variable" in raw or "unpacked" in raw:
         if limit and "much shorter" not in raw:
             return int(limit.group(1)), True
+        if "alpaca" in raw and "torchtune" in text and "Apr 2024" in text:
+            return TORCHTUNE_2024_ALPACA_TOKENS, True
         return ALPACA_TOKENS, True
     return int(limit.group(1)), False
 
