@@ -65,8 +65,8 @@ HOST_TRAINING_RUNTIME_GIB = 0.04
 # Caching-allocator reserve above the allocated peak (reserved/allocated - 1).  Answer.AI
 # measured 10.24/8.28 and 10.22/9.16 GiB (ratios 1.24 and 1.12; fsdp_qlora benchmarks);
 # one global value fitted to the published reserved peaks: 0.05/0.10/0.15/0.20 give median
-# absolute errors 10.4/11.6/9.6/12.6% and p90 28.6/25.2/21.8/26.2% (benchmarks/
-# estimate_accuracy.py, table 1, all scored rows).
+# absolute errors 10.4/11.6/9.6/11.7% and p90 36.4/33.4/30.4/27.3% (benchmarks/
+# estimate_accuracy.py, table 1, all scored rows); the median picks 0.15.
 ALLOCATOR_RESERVE = 0.15
 
 NF4_BYTES = 0.5
