@@ -200,3 +200,28 @@ def test_fp32_logit_losses_hold_what_their_recipes_keep():
     per_byte = spec.vocab * tokens / 2**30
     assert kept - hf == pytest.approx(2 * per_byte, rel=1e-3)
     assert hf - freed == pytest.approx(2 * per_byte, rel=1e-3)
+
+
+# ------------------------------------------------------------------ host (CPU) estimates
+
+
+def test_on_a_host_lora_steps_cost_their_flop_ratio_of_full_fine_tuning():
+    """Measured on CPU (benchmarks/estimate_cpu.py): LoRA's step is 0.75 x full's with
+    checkpointing, its FLOP ratio -- no GPU kernel penalty on a host; on a GPU there is one."""
+    def hours(method, gpu):
+        return est("meta-llama/Llama-3.2-1B", method, gpu=gpu, precision="fp32" if gpu == "cpu" else "bf16",
+                   seq_len=256).time_hours
+
+    assert hours("lora", "cpu") / hours("full", "cpu") == pytest.approx(3 / 4, rel=0.02)
+    assert hours("lora", "a100-80gb") / hours("full", "a100-80gb") > 3 / 4
+
+
+def test_a_host_run_adds_the_runtime_growth_of_training_but_prompting_does_not():
+    from advisor.memory import ALLOCATOR_RESERVE, HOST_TRAINING_RUNTIME_GIB, RUNTIME_GIB_HOST
+
+    def overhead(method):
+        mem = est("meta-llama/Llama-3.2-1B", method, gpu="cpu", precision="fp32", seq_len=256).memory
+        return mem.overhead - ALLOCATOR_RESERVE * (mem.allocated - mem.pageable)
+
+    assert overhead("lora") == pytest.approx(RUNTIME_GIB_HOST + HOST_TRAINING_RUNTIME_GIB, abs=1e-6)
+    assert overhead("prompt") == pytest.approx(RUNTIME_GIB_HOST, abs=1e-6)
