@@ -54,8 +54,8 @@ HOST_MFU_FACTOR = 0.5
 # On a host every trained method runs at full fine-tuning's FLOP rate: the per-method GPU
 # penalties above come from GPU kernels (adapter GEMMs too small to fill tensor cores, NF4
 # dequantisation kernels).  Measured here (benchmarks/estimate_cpu.py, ~100M Llama, batch 2
-# x 256, checkpointing): LoRA's step takes 0.75 x full's, exactly its FLOP ratio (3 vs 4
-# passes); QLoRA 0.60 x; DPO 1.75 x (its FLOP ratio is 2).
+# x 256, checkpointing, two runs): LoRA's step takes 0.67-0.75 x full's (its FLOP ratio:
+# 0.75, 3 vs 4 passes), QLoRA 0.60-0.62 x, DPO 1.75-1.90 x (its FLOP ratio is 2).
 # Memory-bandwidth utilisation while generating token by token (RLHF rollouts).
 GENERATION_BANDWIDTH_EFFICIENCY = 0.5
 
