@@ -170,7 +170,8 @@ def _parse(i: int, row: dict[str, str]) -> Scenario:
     if disputed and gpus == 1 and row["measured_peak_gb"].strip() == disputed.group(1):
         sc.contradicted = "its maintainers could not reproduce it (their reproductions are rows of their own)"
     init = re.search(r"peak reserved after model init ([\d.]+)GB", row["throughput_note"])
-    if init and not oom and float(init.group(1)) >= 0.95 * float(row["measured_peak_gb"]):  # same unit
+    stated = _stated_value(row)
+    if init and not oom and stated and float(init.group(1)) >= 0.95 * stated:  # the same source's unit
         sc.contradicted = (f"{init.group(1)} GB were reserved after model init, before training: "
                            "the peak is the loader's, not the training step's")
     return sc
@@ -197,13 +198,16 @@ def _skip_reason(row: dict[str, str], text: str, oom: bool) -> str | None:
 
 
 def _measured(row: dict[str, str]) -> float | None:
-    raw = row["measured_peak_gb"].replace("~", "")
-    nums = [float(x) for x in re.findall(r"[\d.]+", raw)]
-    if not nums:
+    value = _stated_value(row)
+    if value is None:
         return None
-    value = sum(nums) / len(nums)
-    unit = row["throughput_note"]
-    return value * GB_TO_GIB if "GB(1e9)" in unit else value
+    return value * GB_TO_GIB if "GB(1e9)" in row["throughput_note"] else value
+
+
+def _stated_value(row: dict[str, str]) -> float | None:
+    """The measured value in the row's own unit ("~16" -> 16, a range "72-80" -> its middle)."""
+    nums = [float(x) for x in re.findall(r"\d+(?:\.\d+)?", row["measured_peak_gb"])]
+    return sum(nums) / len(nums) if nums else None
 
 
 def _metric(row: dict[str, str]) -> str:
