@@ -55,7 +55,8 @@ HOST_MFU_FACTOR = 0.5
 # penalties above come from GPU kernels (adapter GEMMs too small to fill tensor cores, NF4
 # dequantisation kernels).  Measured here (benchmarks/estimate_cpu.py, ~100M Llama, batch 2
 # x 256, checkpointing, two runs): LoRA's step takes 0.67-0.75 x full's (its FLOP ratio:
-# 0.75, 3 vs 4 passes), QLoRA 0.60-0.62 x, DPO 1.75-1.90 x (its FLOP ratio is 2).
+# 0.75, 3 vs 4 passes), QLoRA 0.60-0.62 x, DPO 1.75-1.90 x (its FLOP ratio is 2).  Applied
+# to Apple's MPS as well (not measured there).
 # Memory-bandwidth utilisation while generating token by token (RLHF rollouts).
 GENERATION_BANDWIDTH_EFFICIENCY = 0.5
 

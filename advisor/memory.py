@@ -60,7 +60,7 @@ RUNTIME_GIB_HOST = 1.0
 # pools and caches, the graph's Python objects), on top of the tensors: measured as the RSS
 # growth of training steps whose tensors are negligible -- the bundled 1.18M-parameter model
 # at batch 1 x 128 tokens grew 0.026-0.050 GiB above its tensors (full, LoRA, QLoRA, DPO;
-# median 0.04; benchmarks/estimate_cpu.py).
+# median 0.04; benchmarks/estimate_cpu.py).  Applied to Apple hosts too (not measured there).
 HOST_TRAINING_RUNTIME_GIB = 0.04
 # Caching-allocator reserve above the allocated peak (reserved/allocated - 1).  Answer.AI
 # measured 10.24/8.28 and 10.22/9.16 GiB (ratios 1.24 and 1.12; fsdp_qlora benchmarks);

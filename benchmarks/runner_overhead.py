@@ -62,6 +62,7 @@ def run_tunewise(method: str, model: str, steps: int, out: Path, **settings) -> 
 
 def advisor_memory(record) -> dict:
     """The advisor's memory parts (GiB, unrounded) for exactly the settings the run resolved."""
+    from advisor.calibration import comparable_gib
     from advisor.estimate import estimate
     from advisor.hardware import resolve_hardware
     from advisor.memory import MemoryKnobs
@@ -71,11 +72,12 @@ def advisor_memory(record) -> dict:
 
     settings = from_mapping(TrainSettings, record.config["settings"])
     data = record.config["data"]
-    est = estimate(resolve_model(record.base_model), record.method, resolve_hardware("cpu"), settings,
+    hardware = resolve_hardware("cpu")
+    est = estimate(resolve_model(record.base_model), record.method, hardware, settings,
                    examples=data["used"], avg_tokens_per_example=data["tokens_mean"],
                    knobs=MemoryKnobs(preference_adapter=record.config.get("start", {}).get("lora", True)))
     mem = est.memory
-    return {"total": mem.total, "weights": mem.weights, "overhead": mem.overhead}
+    return {"total": mem.total, "comparable": comparable_gib(mem, hardware, 1)}
 
 
 def run_trl(method: str, model_dir: str, steps: int, out: Path) -> dict:
@@ -129,8 +131,8 @@ def in_fresh_process(script: str, args: list[str], what: str, env: dict | None =
 
 
 def estimate_row(mem: dict) -> tuple[str, str]:
-    """(total, total minus weights and fixed runtime): the second is what the RSS delta measures."""
-    return f"{mem['total']:.3f}", f"{mem['total'] - mem['weights'] - mem['overhead']:.4f}"
+    """(total, the part the RSS delta measures: advisor.calibration.comparable_gib)."""
+    return f"{mem['total']:.3f}", f"{mem['comparable']:.4f}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -93,8 +93,9 @@ def check_tasks(manager, names: list[str], *, load: list[str]) -> None:
         try:
             manager.load([name])
         except Exception as exc:  # datasets raises many types when data is missing offline
+            detail = f"{type(exc).__name__}: {first_line(exc)}" if str(exc).strip() else type(exc).__name__
             raise InputError(
-                f"lm-eval task {name!r} cannot load its data ({type(exc).__name__}: {first_line(exc)}); "
+                f"lm-eval task {name!r} cannot load its data ({detail}); "
                 "it is not available offline: download it into the Hugging Face cache first "
                 "(with HF_DATASETS_OFFLINE=0) or use the bundled suites (--retention builtin)",
                 field="retention",

@@ -141,8 +141,8 @@ def layout_settings(strategy: str | None, zero_stage: int | None) -> dict:
     if strategy == "deepspeed" and not zero_stage:
         raise InputError("--strategy deepspeed needs --zero-stage 1, 2 or 3", field="zero_stage")
     conflict = sharding_conflict(strategy, zero_stage or 0)
-    if conflict:
-        raise InputError(conflict, field="zero_stage")
+    if conflict:  # DDP cannot shard at all: the strategy is the flag to change
+        raise InputError(conflict, field="strategy" if strategy == "ddp" else "zero_stage")
     return {"strategy": strategy, "zero_stage": zero_stage or (3 if strategy == "fsdp" else 0)}
 
 
