@@ -129,16 +129,10 @@ def evaluate_variants(job: HarnessJob, manager) -> dict[str, VariantOutput]:
 
 
 def _load(path: str, torch_dtype, device: str):
-    from transformers import AutoModelForCausalLM
-
     from tunewise import hub
 
     tok = hub.load_tokenizer(path)  # checks the folder / offline cache and the weights first
-    try:
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype, **hub.load_kwargs())
-    except OSError as exc:
-        raise InputError(f"cannot load model (offline; local folder or cached hub id): {first_line(exc)}",
-                         path=path) from None
+    model = hub.load_causal_lm(path, {"dtype": torch_dtype, **hub.load_kwargs()})
     return model.to(device).eval(), tok
 
 

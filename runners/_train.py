@@ -23,7 +23,7 @@ from runners._memory import PeakMemoryMeter, per_rank
 from runners.translate import adapters_in_compute_dtype
 from tunewise import hub
 from tunewise.atomic import atomic_write_json
-from tunewise.errors import InputError, RunFailedError, first_line
+from tunewise.errors import RunFailedError
 
 
 @dataclass
@@ -37,16 +37,6 @@ def load_tokenizer(model_ref: str):
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token  # batches need a pad id; it is masked out
     return tokenizer
-
-
-def load_model(model_ref: str, load_kwargs: dict[str, Any]):
-    from transformers import AutoModelForCausalLM
-
-    hub.check_model(model_ref)
-    try:
-        return AutoModelForCausalLM.from_pretrained(model_ref, **load_kwargs)
-    except OSError as exc:
-        raise InputError(f"cannot load the model: {first_line(exc)}", path=model_ref, field="model") from None
 
 
 def trainable_parameters(model) -> int:
@@ -208,7 +198,7 @@ def merge_adapter(base_ref: str, run_dir: Path, load_kwargs: dict[str, Any], tok
     """`merged/`: base + adapter folded into one plain checkpoint (--merge)."""
     from peft import PeftModel
 
-    base = load_model(base_ref, load_kwargs)
+    base = hub.load_causal_lm(base_ref, load_kwargs)
     merged = PeftModel.from_pretrained(base, str(run_dir / "adapter")).merge_and_unload()
 
     def write(tmp: Path) -> None:

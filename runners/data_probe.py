@@ -113,8 +113,9 @@ def heldout_losses(run_dir: Path, record, heldout, plan, device: str) -> tuple[l
     from runners import quiet_upstream
     from runners._common import RunContext, RunOptions, resolve_runtime
     from runners._data import prepare_sft
-    from runners._train import load_model, load_tokenizer
+    from runners._train import load_tokenizer
     from runners.translate import to_sft
+    from tunewise import hub
     from tunewise.records import RunRecord
 
     adapter_dir = run_dir / record.artifacts["adapter"]
@@ -126,7 +127,7 @@ def heldout_losses(run_dir: Path, record, heldout, plan, device: str) -> tuple[l
         ctx = RunContext(plan, settings, Path(tmp), runtime, RunOptions(device=device),
                          RunRecord(name="heldout", method=plan.method.value, base_model=record.base_model))
         upstream = to_sft(ctx, loss=prepared.loss, adapter=True, quantized=plan.method is Method.QLORA)
-        model = PeftModel.from_pretrained(load_model(record.base_model, upstream.load_kwargs), str(adapter_dir))
+        model = PeftModel.from_pretrained(hub.load_causal_lm(record.base_model, upstream.load_kwargs), str(adapter_dir))
         dataset = prepared.to_dataset()
         trainer = SFTTrainer(model=model, args=upstream.args, train_dataset=dataset, eval_dataset=dataset,
                              processing_class=tokenizer, preprocess_logits_for_metrics=_loss_sums)

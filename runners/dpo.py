@@ -24,7 +24,6 @@ from pathlib import Path
 from runners._common import RunContext, model_reference, resolve_learning_rate, seed_everything
 from runners._data import prepare_preference, read_training_rows
 from runners._train import (
-    load_model,
     load_tokenizer,
     merge_adapter,
     save_adapter,
@@ -34,6 +33,7 @@ from runners._train import (
     watch,
 )
 from runners.translate import merge_load_kwargs, to_dpo
+from tunewise import hub
 from tunewise.errors import InputError
 from tunewise.methods import Method
 from tunewise.records import load_run_record
@@ -59,7 +59,7 @@ class DPORunner:
         prepared = prepare_preference(data, self.tokenizer, ctx.settings)
         upstream = to_dpo(ctx, adapter=start.lora, new_adapter=start.lora and start.adapter_dir is None)
         seed_everything(ctx.settings.seed)
-        model = load_model(start.model_ref, upstream.load_kwargs)
+        model = hub.load_causal_lm(start.model_ref, upstream.load_kwargs)
         if start.adapter_dir is not None:
             from peft import PeftModel
 

@@ -48,7 +48,6 @@ from typing import Any
 from runners._common import RunContext, model_reference, seed_everything
 from runners._data import prepare_preference, read_training_rows
 from runners._train import (
-    load_model,
     load_tokenizer,
     save_adapter,
     save_full_model,
@@ -65,6 +64,7 @@ from runners.reward import (
     train_reward_model,
 )
 from runners.translate import to_rloo
+from tunewise import hub
 from tunewise.errors import InputError
 from tunewise.methods import Method
 from tunewise.settings import TrainSettings
@@ -209,7 +209,7 @@ class RLHFRunner:
         ctx, start = self.ctx, self.start
         upstream = to_rloo(ctx, adapter=start.lora, new_adapter=start.lora and start.adapter_dir is None)
         seed_everything(ctx.settings.seed)
-        model = load_model(start.model_ref, upstream.load_kwargs)
+        model = hub.load_causal_lm(start.model_ref, upstream.load_kwargs)
         if start.adapter_dir is not None:
             from peft import PeftModel
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 from runners._common import RunContext, model_reference, resolve_learning_rate, seed_everything
 from runners._data import prepare_sft, read_general_rows, read_training_rows
 from runners._train import (
-    load_model,
     load_tokenizer,
     merge_adapter,
     save_adapter,
@@ -24,6 +23,7 @@ from runners._train import (
     watch,
 )
 from runners.translate import merge_load_kwargs, to_sft
+from tunewise import hub
 from tunewise.errors import InputError
 from tunewise.methods import Method
 
@@ -53,7 +53,7 @@ class SFTRunner:
         prepared = prepare_sft(data, self.tokenizer, ctx.settings, general)
         upstream = to_sft(ctx, loss=prepared.loss, adapter=self.adapter, quantized=self.quantized)
         seed_everything(ctx.settings.seed)
-        model = load_model(self.base_ref, upstream.load_kwargs)
+        model = hub.load_causal_lm(self.base_ref, upstream.load_kwargs)
         self.trainer = SFTTrainer(
             model=model,
             args=upstream.args,

@@ -99,6 +99,19 @@ def load_tokenizer(model: str, what: str = "tokenizer"):
                          f"{first_line(exc)}", path=model, field="model") from None
 
 
+def load_causal_lm(model: str, load_kwargs: dict[str, Any]):
+    """`model`'s causal LM under the rules above (`check_model` first; `load_kwargs` should
+    carry `load_kwargs()`), or one InputError line naming the model."""
+    from transformers import AutoModelForCausalLM
+
+    check_model(model)
+    try:
+        return AutoModelForCausalLM.from_pretrained(model, **load_kwargs)
+    except OSError as exc:
+        raise InputError(f"cannot load the model (offline: a local folder or a cached hub id): {first_line(exc)}",
+                         path=model, field="model") from None
+
+
 def check_model(model: str) -> None:
     """Refuse, in one line, a model tunewise will not load: an uncached hub id while offline,
     or a local folder holding only pickled weights without the opt-in."""
