@@ -29,7 +29,7 @@ from runners._common import RunContext
 from runners._memory import PeakMemoryMeter
 from runners._train import _publish, trainable_parameters
 from runners.translate import to_reward
-from tunewise.errors import InputError
+from tunewise.errors import InputError, first_line
 from tunewise.schema import to_mapping
 
 REWARD_DIR = "reward_model"
@@ -139,7 +139,7 @@ def load_reward_model(ref: str, load_kwargs: dict[str, Any]):
     try:
         return AutoModelForSequenceClassification.from_pretrained(ref, num_labels=1, **load_kwargs)
     except (OSError, ValueError) as exc:
-        raise InputError(f"cannot load a reward model from it: {str(exc).strip().splitlines()[0]}", path=ref,
+        raise InputError(f"cannot load a reward model from it: {first_line(exc)}", path=ref,
                          field="model") from None
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tunewise.errors import InputError
+from tunewise.errors import InputError, first_line
 from tunewise.schema import json_problem
 
 FORMATS = ("prompt_completion", "messages", "text", "preference")
@@ -238,7 +238,7 @@ def _iter_parquet(path: Path) -> Iterator[tuple[int, dict]]:
     try:
         frame = pd.read_parquet(path)
     except Exception as exc:  # pyarrow raises many types for a corrupt file
-        raise InputError(f"unreadable Parquet: {str(exc).splitlines()[0]}", path=path) from None
+        raise InputError(f"unreadable Parquet: {first_line(exc)}", path=path) from None
     for index, row in enumerate(frame.to_dict(orient="records"), start=1):
         yield index, {k: _plain(v) for k, v in row.items()}
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tunewise import __version__
-from tunewise.errors import InputError
+from tunewise.errors import InputError, first_line
 
 KINDS = ("estimate", "advice", "plan", "run", "eval", "prompt")
 
@@ -80,7 +80,7 @@ def read_yaml(path: str | Path) -> Any:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         line = mark.line + 1 if mark is not None else None
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        problem = getattr(exc, "problem", None) or first_line(exc)
         raise InputError(f"invalid YAML: {problem}", path=path, line=line) from None
     except RecursionError:
         raise InputError("invalid YAML: nested too deeply", path=path) from None
