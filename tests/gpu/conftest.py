@@ -1,6 +1,16 @@
 """GPU tests: skipped with a clear reason where CUDA is absent."""
 
+from pathlib import Path
+
 import pytest
+
+
+@pytest.fixture(scope="session")
+def model_dir() -> Path:
+    """The bundled tiny model every GPU test trains."""
+    from tunewise.assets import tiny_model_path
+
+    return Path(tiny_model_path())
 
 
 def pytest_collection_modifyitems(config, items):

@@ -44,13 +44,6 @@ TOLERANCE = 2e-3
 
 
 @pytest.fixture(scope="module")
-def model_dir():
-    from tunewise.assets import tiny_model_path
-
-    return Path(tiny_model_path())
-
-
-@pytest.fixture(scope="module")
 def train(tmp_path_factory):
     return write_jsonl(tmp_path_factory.mktemp("data") / "train.jsonl", arithmetic_rows(64))
 

@@ -24,13 +24,6 @@ from runners import run_plan  # noqa: E402
 from tunewise.methods import Method  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def model_dir():
-    from tunewise.assets import tiny_model_path
-
-    return tiny_model_path()
-
-
 @pytest.mark.gpu
 @pytest.mark.parametrize("method", [Method.LORA, Method.QLORA, Method.FULL])
 def test_sft_on_cuda_records_cuda_peaks(model_dir, tmp_path, method):
