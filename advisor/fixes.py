@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from advisor.context import Candidate, Situation
-from advisor.scaleout import nodes_for
+from advisor.scaleout import OFFLOAD_WHY, SHARDING_WHY, nodes_for
 from tunewise.methods import Method
 from tunewise.settings import TrainSettings
 
@@ -26,14 +26,10 @@ MIN_SEQ = 256
 GPU_COUNTS = (1, 2, 4, 8, 16, 32, 64)  # beyond 8: several 8-GPU nodes (advisor/scaleout.py)
 # The sharding ladder, least first: (strategy, zero_stage, cpu_offload, why this one).
 LADDER = (
-    ("ddp", 0, False, "every GPU holds the weights, gradients and optimizer states; only gradients are "
-                      "all-reduced (least communication)"),
-    ("deepspeed", 2, False, "the weights fit on each GPU but not with their gradients and optimizer states, "
-                            "which ZeRO-2 shards (same traffic as DDP)"),
-    ("fsdp", 3, False, "the weights themselves do not fit on one GPU: full sharding splits them too "
-                       "(1.5x DDP's traffic)"),
-    ("deepspeed", 3, True, "no count up to the largest fits even fully sharded: weights, gradients and "
-                           "optimizer states in CPU RAM (last resort: PCIe traffic every step)"),
+    ("ddp", 0, False, SHARDING_WHY[0]),
+    ("deepspeed", 2, False, SHARDING_WHY[2]),
+    ("fsdp", 3, False, SHARDING_WHY[3]),
+    ("deepspeed", 3, True, f"no count up to the largest fits even fully sharded: {OFFLOAD_WHY}"),
 )
 
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from advisor.context import HEADROOM, Derivation, Situation
+from advisor.scaleout import OFFLOAD_WHY, SHARDING_WHY
 from tunewise.methods import Method
 from tunewise.settings import STAGE_STRATEGY, TrainSettings, sharding_conflict
 
@@ -91,16 +92,6 @@ def _needs_offload(s: Situation, m: Method, values: dict) -> bool:
         return False
     small = {"batch_size": 1, "gradient_checkpointing": True, "strategy": _strategy(values, 3)}
     return not _fits(s, m, values, **small) and _fits(s, m, values, cpu_offload=True, **small)
-
-
-_STAGE_WHY = {
-    0: "plain data parallel (DDP) fits: every GPU holds the weights, gradients and optimizer states, "
-       "and only gradients are all-reduced (least communication)",
-    2: "the weights fit on each GPU but not with their gradients and optimizer states: ZeRO-2 shards those "
-       "(same traffic as DDP, ZeRO paper sec. 7.2.1)",
-    3: "the weights themselves do not fit on one GPU: full sharding (FSDP / ZeRO-3) shards them too "
-       "(1.5x DDP's traffic)",
-}
 
 
 def _fewshot(s: Situation, m: Method, values: dict) -> int:
@@ -203,11 +194,10 @@ RULES: tuple[SettingRule, ...] = (
                 lambda *_: "no replay (pass --preserve-general to mix in general data)"),
     # -- memory: these ask the estimator
     SettingRule("zero_stage", "shard-when-needed", lambda s, m, v: s.gpus > 1, _zero_stage,
-                lambda s, m, v, x: f"{s.gpus} GPUs, stage {x}: {_STAGE_WHY[x]}"),
+                lambda s, m, v, x: f"{s.gpus} GPUs, stage {x}: {SHARDING_WHY[x]}"),
     SettingRule("zero_stage", "single-device", _always, lambda *_: 0, lambda *_: "one device: no sharding"),
     SettingRule("cpu_offload", "offload-last-resort", _needs_offload, lambda *_: True,
-                lambda s, *_: f"even fully sharded over {s.gpus} GPUs it does not fit: weights, gradients and "
-                "optimizer states go to CPU RAM (last resort: PCIe traffic every step)"),
+                lambda s, *_: f"even fully sharded over {s.gpus} GPUs it does not fit: {OFFLOAD_WHY}"),
     SettingRule("gradient_checkpointing", "roomy", lambda s, m, v: _fits(
         s, m, v, HEADROOM, gradient_checkpointing=False, batch_size=v.get("batch_size", ROOMY_BATCH)),
                 lambda *_: False, lambda s, m, v, x: f"micro-batch {v.get('batch_size', ROOMY_BATCH)} fits "

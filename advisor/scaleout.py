@@ -83,6 +83,17 @@ DEEPSPEED_MAX_LIVE_PARAMS = 1e9
 # Host RAM offload may fill, per node, as a multiple of the node's GPU memory (assumption: DGX
 # H100 has 2 TB for 640 GB of GPU memory, 3.2x; workstations often less).
 HOST_RAM_PER_GPU_MEMORY = 2.0
+# Why each level of sharding, least first: the advisor's zero_stage rule (advisor/hyperparams.py)
+# and its more-GPU fixes (advisor/fixes.py) give the same reasons.
+SHARDING_WHY = {
+    0: "plain data parallel (DDP) fits: every GPU holds the weights, gradients and optimizer states, "
+       "and only gradients are all-reduced (least communication)",
+    2: "the weights fit on each GPU but not with their gradients and optimizer states: ZeRO-2 shards those "
+       "(same traffic as DDP, ZeRO paper sec. 7.2.1)",
+    3: "the weights themselves do not fit on one GPU: full sharding (FSDP / ZeRO-3) shards them too "
+       "(1.5x DDP's traffic)",
+}
+OFFLOAD_WHY = "weights, gradients and optimizer states go to CPU RAM (last resort: PCIe traffic every step)"
 
 
 @dataclass(frozen=True)
