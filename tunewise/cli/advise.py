@@ -6,10 +6,11 @@ import json
 
 import click
 
+from tunewise.methods import Method
+from tunewise.settings import OPTIMIZERS, PRECISIONS, STRATEGIES
+
 GOAL_CHOICES = ("knowledge", "style", "preference", "skill", "format", "safety")
-METHOD_CHOICES = ("prompt", "lora", "qlora", "full", "dpo", "rlhf")
-OPTIMIZERS = ("adamw", "adamw-8bit", "paged-adamw-8bit", "sgd")
-PRECISIONS = ("bf16", "fp16", "fp32", "amp")
+METHOD_CHOICES = tuple(m.value for m in Method)
 
 # flag -> TrainSettings field, for the training settings a user may fix (the rest are derived)
 OVERRIDES = {
@@ -28,7 +29,7 @@ OVERRIDES = {
 @click.option("--gpus", "--num-gpus", "gpus", type=int, default=1, show_default=True,
               help="GPUs in all (accelerate's num_processes), spread evenly over --num-nodes.")
 @click.option("--num-nodes", type=int, default=1, show_default=True, help="Machines the GPUs are spread over.")
-@click.option("--strategy", type=click.Choice(("ddp", "fsdp", "deepspeed")),
+@click.option("--strategy", type=click.Choice(STRATEGIES),
               help="Force the multi-GPU strategy (default: the least sharding that fits).")
 @click.option("--hardware-file", type=click.Path(dir_okay=False), help="YAML with extra devices or prices.")
 @click.option("--price", "price", type=float, help="Override $ per device-hour.")

@@ -6,13 +6,13 @@ import json
 
 import click
 
-METHOD_CHOICES = ("prompt", "lora", "qlora", "full", "dpo", "rlhf")
-OPTIMIZERS = ("adamw", "adamw-8bit", "paged-adamw-8bit", "sgd")
-PRECISIONS = ("bf16", "fp16", "fp32", "amp")
+from tunewise.methods import Method
+from tunewise.settings import OPTIMIZERS, PRECISIONS, STRATEGIES
+
+METHOD_CHOICES = tuple(m.value for m in Method)
 # flag -> TrainSettings field (only the flags the user gave override the defaults)
 SETTINGS_FLAGS = ("batch_size", "grad_accum", "seq_len", "epochs", "max_steps", "lora_rank", "lora_targets",
                   "optimizer", "precision", "gradient_checkpointing", "zero_stage", "cpu_offload", "strategy")
-STRATEGIES = ("ddp", "fsdp", "deepspeed")
 INTER_NODE = ("infiniband-ndr", "infiniband-hdr", "ethernet-100g")
 
 

@@ -7,10 +7,10 @@ from dataclasses import replace
 import click
 
 from tunewise.cli._safety import safety_flags
+from tunewise.methods import Method
+from tunewise.settings import OPTIMIZERS, PRECISIONS
 
-METHODS = ("prompt", "lora", "qlora", "full", "dpo", "rlhf")
-OPTIMIZERS = ("adamw", "adamw-8bit", "paged-adamw-8bit", "sgd")
-PRECISIONS = ("bf16", "fp16", "fp32", "amp")
+METHODS = tuple(m.value for m in Method)
 
 # flag -> TrainSettings field; a flag given on the command line overrides the plan.
 SETTINGS_FLAGS = {
