@@ -240,22 +240,29 @@ def _this_machine_cpu_peak() -> dict[str, Any]:
 
 
 def _cpuinfo() -> tuple[set[str], float | None]:
+    """The CPU's feature flags and clock (MHz; None where unknown) from `cpuinfo`."""
+    info = cpuinfo()
+    try:
+        mhz = float(info["cpu MHz"])
+    except (KeyError, ValueError):
+        mhz = None
+    return set(info.get("flags", "").split()), mhz
+
+
+@functools.cache  # the machine does not change within a process
+def cpuinfo() -> dict[str, str]:
+    """The first processor's fields of /proc/cpuinfo (Linux): "model name", "flags", "cpu MHz",
+    ...; {} where the file does not exist.  One reader for the CPU peak and the CPU's name."""
     try:
         text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
     except OSError:
-        return set(), None
-    flags: set[str] = set()
-    mhz = None
+        return {}
+    fields: dict[str, str] = {}
     for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "flags" and not flags:
-            flags = set(value.split())
-        elif key.strip() == "cpu MHz" and mhz is None:
-            try:
-                mhz = float(value)
-            except ValueError:
-                mhz = None
-    return flags, mhz
+        key, sep, value = line.partition(":")
+        if sep:
+            fields.setdefault(key.strip(), value.strip())
+    return fields
 
 
 def _this_machine_ram_gib() -> float:

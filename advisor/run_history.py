@@ -238,11 +238,8 @@ def _dedupe(entries: list[Entry]) -> list[Entry]:
 
 def local_cpu_name() -> str:
     """This machine's CPU model, named as the runners record it (runners/__init__.py)."""
-    try:  # Linux names the CPU model here; platform.processor() is often empty
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    from advisor.hardware import cpuinfo
+
+    # Linux names the CPU model in /proc/cpuinfo; platform.processor() is often empty
+    return cpuinfo().get("model name") or platform.processor() or platform.machine()
 
