@@ -61,6 +61,9 @@ LOGITS_BYTES_HF = 14.0
 LOGITS_BYTES_CHUNKED = 2.5
 LOGITS_BYTES_FP32_OUTPUT = 16.0
 LOGITS_BYTES_FP32_FREED = 12.0
+# The losses that hold (b, s, V) logits: bytes per token per vocab entry (module docstring).
+LOGITS_BYTES = {"hf": LOGITS_BYTES_HF, "chunked": LOGITS_BYTES_CHUNKED,
+                "fp32-logits": LOGITS_BYTES_FP32_OUTPUT, "fp32-logits-freed": LOGITS_BYTES_FP32_FREED}
 # trl/kernels/chunked_logprob.py: TOKEN_CHUNK_SIZE and trl/trainer/utils.py:
 # _CHUNKED_LOGPROB_CHUNK_SIZE -- the fused head's projection tile.
 FUSED_TILE_TOKENS = 4096
@@ -217,13 +220,8 @@ def activation_bytes(spec: ModelSpec, inp: ActivationInputs) -> dict[str, float]
 
 def loss_bytes(spec: ModelSpec, inp: ActivationInputs) -> float:
     """The loss spike on top of the stored activations (module docstring, "Loss")."""
-    if inp.loss == "hf":
-        return LOGITS_BYTES_HF * spec.vocab * inp.tokens
-    if inp.loss == "chunked":
-        return LOGITS_BYTES_CHUNKED * spec.vocab * inp.tokens
-    if inp.loss in ("fp32-logits", "fp32-logits-freed"):
-        per = LOGITS_BYTES_FP32_OUTPUT if inp.loss == "fp32-logits" else LOGITS_BYTES_FP32_FREED
-        return per * spec.vocab * inp.tokens
+    if inp.loss in LOGITS_BYTES:
+        return LOGITS_BYTES[inp.loss] * spec.vocab * inp.tokens
     tile = min(inp.tokens, FUSED_TILE_TOKENS) * min(spec.vocab, FUSED_TILE_VOCAB)
     spike = tile * inp.act_bytes
     if not inp.fused_kernels:
