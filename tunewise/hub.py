@@ -95,8 +95,8 @@ def load_tokenizer(model: str, what: str = "tokenizer"):
     try:
         return AutoTokenizer.from_pretrained(model, trust_remote_code=trust_remote_code())
     except (OSError, ValueError) as exc:
-        raise InputError(f"cannot load the {what} (offline: a local folder or a cached hub id): "
-                         f"{first_line(exc)}", path=model, field="model") from None
+        raise InputError(f"cannot load the {what}{_where_from()}: {first_line(exc)}",
+                         path=model, field="model") from None
 
 
 def load_causal_lm(model: str, load_kwargs: dict[str, Any]):
@@ -108,8 +108,13 @@ def load_causal_lm(model: str, load_kwargs: dict[str, Any]):
     try:
         return AutoModelForCausalLM.from_pretrained(model, **load_kwargs)
     except OSError as exc:
-        raise InputError(f"cannot load the model (offline: a local folder or a cached hub id): {first_line(exc)}",
+        raise InputError(f"cannot load the model{_where_from()}: {first_line(exc)}",
                          path=model, field="model") from None
+
+
+def _where_from() -> str:
+    """What a load may read from, for its error line: offline only a folder or the cache."""
+    return " (offline: a local folder or a cached hub id)" if is_offline() else ""
 
 
 def check_model(model: str) -> None:

@@ -85,7 +85,7 @@ def read_yaml(path: str | Path) -> Any:
     except RecursionError:
         raise InputError("invalid YAML: nested too deeply", path=path) from None
     except ValueError as exc:  # e.g. an integer beyond Python's 4300-digit conversion limit
-        raise InputError(f"invalid YAML: {str(exc).split(';')[0]}", path=path) from None
+        raise InputError(f"invalid YAML: {_first_clause(exc)}", path=path) from None
 
 
 def read_json(path: str | Path) -> Any:
@@ -104,7 +104,12 @@ def json_problem(exc: BaseException) -> str:
         return f"invalid JSON: {exc.msg} (column {exc.colno})"
     if isinstance(exc, RecursionError):
         return "invalid JSON: nested too deeply"
-    return f"invalid JSON: {str(exc).split(';')[0]}"
+    return f"invalid JSON: {_first_clause(exc)}"
+
+
+def _first_clause(exc: BaseException) -> str:
+    """Python's digit-limit ValueError, up to its advice on sys.set_int_max_str_digits."""
+    return str(exc).split(";")[0]
 
 
 def _read_text(path: Path) -> str:

@@ -97,3 +97,11 @@ def test_listings():
     assert models.exit_code == 0 and "meta-llama/Llama-3.1-8B" in models.output
     hardware = invoke("--list-hardware")
     assert hardware.exit_code == 0 and "h100-sxm" in hardware.output
+
+
+def test_inter_node_choices_are_the_advisors_networks_default_first():
+    from advisor.scaleout import DEFAULT_INTER_NODE, INTER_NODE
+    from tunewise.cli.estimate import INTER_NODE as CHOICES
+
+    assert set(CHOICES) == set(INTER_NODE)
+    assert CHOICES[0] == DEFAULT_INTER_NODE

@@ -13,6 +13,8 @@ METHOD_CHOICES = tuple(m.value for m in Method)
 # flag -> TrainSettings field (only the flags the user gave override the defaults)
 SETTINGS_FLAGS = ("batch_size", "grad_accum", "seq_len", "epochs", "max_steps", "lora_rank", "lora_targets",
                   "optimizer", "precision", "gradient_checkpointing", "zero_stage", "cpu_offload", "strategy")
+# advisor.scaleout.INTER_NODE's names, default first: a copy, because importing the advisor here
+# would slow every command's start-up (tests/unit/test_estimate_cli.py keeps the two equal).
 INTER_NODE = ("infiniband-ndr", "infiniband-hdr", "ethernet-100g")
 
 
@@ -39,7 +41,7 @@ INTER_NODE = ("infiniband-ndr", "infiniband-hdr", "ethernet-100g")
 @click.option("--zero-stage", type=int, help="ZeRO / FSDP sharding stage 0-3 over --gpus.  [default: 0]")
 @click.option("--cpu-offload", "--offload", "cpu_offload", is_flag=True, default=None,
               help="Optimizer states and gradients (ZeRO-3 / FSDP: also weights) in CPU RAM.")
-@click.option("--inter-node", type=click.Choice(INTER_NODE), default="infiniband-ndr", show_default=True,
+@click.option("--inter-node", type=click.Choice(INTER_NODE), default=INTER_NODE[0], show_default=True,
               help="Network between nodes (with --num-nodes > 1).")
 @click.option("--epochs", type=float, help="Passes over the data.  [default: 1]")
 @click.option("--max-steps", type=int, help="Optimizer steps (overrides --epochs).")
@@ -123,7 +125,7 @@ def run_estimate(opts: dict):
         spec, parse_method(opts["method"]), hardware, settings, gpus=opts["gpus"], tokens=opts["tokens"],
         examples=opts["examples"], avg_tokens_per_example=opts["tokens_per_example"],
         price_usd_per_hour=opts["price"], knobs=MemoryKnobs(preference_adapter=opts["preference_adapter"]),
-        calibration=calibration, nodes=opts.get("num_nodes", 1), inter_node=opts.get("inter_node") or "infiniband-ndr",
+        calibration=calibration, nodes=opts.get("num_nodes", 1), inter_node=opts.get("inter_node") or INTER_NODE[0],
     )
     return result, calibration
 
