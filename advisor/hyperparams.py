@@ -59,19 +59,42 @@ def _always(*_: Any) -> bool:
 
 
 def _fits(s: Situation, m: Method, values: dict, headroom: float = 1.0, **changes: Any) -> bool:
-    """Whether the estimate fits, optionally within `headroom` x the device memory."""
-    est = s.estimate(m, TrainSettings(**{**values, **changes}), s.gpus, None)
+    """Whether the estimate fits, optionally within `headroom` x the device memory.
+
+    It is checked at the gradient accumulation the plan will use (`_accum` for the micro-batch
+    tried, unless set): accumulating keeps the gradients alive through the next forward, so a
+    setting that fits at grad_accum 1 may not fit in the plan."""
+    merged = {**values, **changes}
+    merged.setdefault("grad_accum", _accum(s, merged.get("batch_size", TrainSettings.batch_size)))
+    est = s.estimate(m, TrainSettings(**merged), s.gpus, None)
     ok = bool(est.get("fits")) and bool(est.get("supported", True))
     return ok and est["memory_gib"]["total"] <= headroom * s.memory_gib if headroom < 1 else ok
 
 
+def _accum(s: Situation, batch_size: int) -> int:
+    """Micro-batches per optimizer step for GLOBAL_BATCH sequences over all GPUs (at least 1)."""
+    return max(1, math.ceil(GLOBAL_BATCH / (batch_size * s.gpus)))
+
+
+def _batch_cap(s: Situation) -> int:
+    """The largest micro-batch that keeps one step of every GPU within GLOBAL_BATCH (at least 1)."""
+    return max(1, GLOBAL_BATCH // s.gpus)
+
+
 def _largest_batch(s: Situation, m: Method, values: dict) -> int | None:
-    """Largest micro-batch within HEADROOM of memory; else the largest that fits at all."""
+    """Largest micro-batch, at most `_batch_cap`, within HEADROOM of memory; else the largest
+    that fits at all."""
+    choices = [b for b in BATCH_CHOICES if b <= _batch_cap(s)]
     for headroom in (HEADROOM, 1.0):
-        found = next((b for b in BATCH_CHOICES if _fits(s, m, values, headroom, batch_size=b)), None)
+        found = next((b for b in choices if _fits(s, m, values, headroom, batch_size=b)), None)
         if found is not None:
             return found
     return None
+
+
+def _roomy_batch(s: Situation, values: dict) -> int:
+    """The micro-batch the checkpointing rule tries without recomputation."""
+    return values.get("batch_size", min(ROOMY_BATCH, _batch_cap(s)))
 
 
 def _zero_stage(s: Situation, m: Method, values: dict) -> int:
@@ -199,18 +222,19 @@ RULES: tuple[SettingRule, ...] = (
     SettingRule("cpu_offload", "offload-last-resort", _needs_offload, lambda *_: True,
                 lambda s, *_: f"even fully sharded over {s.gpus} GPUs it does not fit: {OFFLOAD_WHY}"),
     SettingRule("gradient_checkpointing", "roomy", lambda s, m, v: _fits(
-        s, m, v, HEADROOM, gradient_checkpointing=False, batch_size=v.get("batch_size", ROOMY_BATCH)),
-                lambda *_: False, lambda s, m, v, x: f"micro-batch {v.get('batch_size', ROOMY_BATCH)} fits "
+        s, m, v, HEADROOM, gradient_checkpointing=False, batch_size=_roomy_batch(s, v)),
+                lambda *_: False, lambda s, m, v, x: f"micro-batch {_roomy_batch(s, v)} fits "
                 f"without it within {HEADROOM:.0%} of memory: skip the ~33% recompute"),
     SettingRule("gradient_checkpointing", "needed", _always, lambda *_: True,
                 lambda *_: "recompute activations in the backward pass (+~33% compute) to save memory"),
     SettingRule("batch_size", "largest-fitting", lambda s, m, v: _largest_batch(s, m, v) is not None,
-                _largest_batch, lambda s, m, v, x: f"largest micro-batch of {list(BATCH_CHOICES)} whose "
-                f"estimate fits in {HEADROOM:.0%} of {s.memory_gib:g} GiB (or at all, if none does)", ALL),
+                _largest_batch, lambda s, m, v, x: f"largest micro-batch of {list(BATCH_CHOICES)}, at most "
+                f"{GLOBAL_BATCH} / {s.gpus} GPU(s), whose estimate fits in {HEADROOM:.0%} of {s.memory_gib:g} GiB "
+                "at the planned grad accumulation (or at all, if none does)", ALL),
     SettingRule("batch_size", "nothing-fits", _always, lambda *_: 1,
                 lambda *_: "even micro-batch 1 does not fit: see the changes that make it fit", ALL),
     SettingRule("grad_accum", "global-batch", _always,
-                lambda s, m, v: max(1, math.ceil(GLOBAL_BATCH / (v["batch_size"] * s.gpus))),
+                lambda s, m, v: _accum(s, v["batch_size"]),
                 lambda s, m, v, x: f"global batch = {v['batch_size']} x {x} x {s.gpus} GPU(s) = "
                 f"{v['batch_size'] * x * s.gpus} sequences per step (target {GLOBAL_BATCH}, at least 1 step each)"),
 )

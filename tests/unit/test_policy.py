@@ -267,3 +267,33 @@ def test_lora_that_fits_only_tightly_yields_to_qlora():
     lora = s.candidates[Method.LORA]
     assert lora.fits and lora.total_gib > 0.9 * 15.5
     assert choice.method is Method.QLORA and "fits only tightly" in choice.reasons[0]
+
+
+@pytest.mark.parametrize("model, gpu, gpus, examples", [
+    ("meta-llama/Llama-3.1-8B", "a100-80gb", 1, 20_000),
+    ("Qwen/Qwen2.5-7B", "h100-sxm", 1, 20_000),
+    ("meta-llama/Llama-3.1-8B", "a100-40gb", 2, 1_000),
+    ("meta-llama/Llama-3.1-70B", "h100-sxm", 8, 20_000),
+])
+def test_a_method_that_does_not_fit_has_no_smaller_micro_batch_that_would(model, gpu, gpus, examples):
+    # The batch rule checks memory at the accumulation the plan then uses: accumulating keeps
+    # the gradients alive through the next forward, so a batch that fits at grad_accum 1 can
+    # fail in the plan (8B full FT on one 80 GB GPU was refused this way at batch 4 x 4).
+    from advisor.advise import AdviceRequest, advise
+    from advisor.estimate import estimate
+    from advisor.hardware import resolve_hardware
+    from advisor.models import resolve_model
+
+    spec, hardware = resolve_model(model), resolve_hardware(gpu)
+    advice = advise(AdviceRequest(model=model, gpu=gpu, gpus=gpus, examples=examples, tokens_per_example=500,
+                                  history=False))
+    for method, cand in advice.candidates.items():
+        st = cand.settings
+        assert st.batch_size * st.grad_accum * gpus <= max(hyperparams.GLOBAL_BATCH, gpus), method
+        if cand.fits or not method.trains:
+            continue
+        for batch in (b for b in hyperparams.BATCH_CHOICES if b < st.batch_size):
+            smaller = st.replace(batch_size=batch, grad_accum=max(1, hyperparams.GLOBAL_BATCH // (batch * gpus)))
+            assert not estimate(spec, method, hardware, smaller, gpus=gpus).fits, (method, batch)
+    if (model, gpu) == ("meta-llama/Llama-3.1-8B", "a100-80gb"):
+        assert advice.method is Method.FULL and advice.chosen.fits

@@ -120,10 +120,10 @@ def test_policy_shards_70b_full_ft_on_8x80gb_and_needs_fewer_gpus_for_lora():
 
 
 def test_more_gpu_trials_keep_the_requested_nodes():
-    # Llama-3.1-8B full FT does not fit 2 x A100-40GB on 2 nodes: the proposal is estimated and
-    # reported on the 2 nodes asked for (not 1 node of 4), and a node count that no trial count
-    # divides evenly gives an answer, not an error.
-    two = advise(AdviceRequest(model="meta-llama/Llama-3.1-8B", gpu="a100-40gb", gpus=2, nodes=2,
+    # Qwen2.5-32B full FT does not fit 2 x A100-40GB on 2 nodes, even offloaded: the proposal is
+    # estimated and reported on the 2 nodes asked for (not 1 node of 16), and a node count that
+    # no trial count divides evenly gives an answer, not an error.
+    two = advise(AdviceRequest(model="Qwen/Qwen2.5-32B", gpu="a100-40gb", gpus=2, nodes=2,
                                examples=1000, history=False))
     full = two.scale_out[Method.FULL]
     assert full["fits"] and full["gpus"] % 2 == 0 and full["nodes"] == 2 and "on 2 nodes" in full["line"]
