@@ -25,10 +25,15 @@ time = tokens x FLOPs/token / (GPUs x peak FLOP/s x MFU) + micro-steps x the dev
 step overhead (`Hardware.step_overhead_s`: Python, op dispatch and Trainer bookkeeping per
 micro-step, measured on CPU, where it dominates small models) + the communication that
 does not hide behind compute on several GPUs (advisor/scaleout.py).  MFU per method is an
-assumption stated in every estimate (anchors in memory_formulas.md §8: torchtune
-Llama-3.2-3B full + activation checkpointing ≈ 45% MFU, LoRA ≈ 34% at 4N; HF-Trainer
-LoRA on Llama-2-7B ≈ 21% at 4N (LLaMA-Factory wiki); QLoRA 1.56x slower than LoRA without
-compilation (LitGPT)).
+assumption stated in every estimate.  It divides the FLOPs above, which count the
+recomputation, so it is what the anchors call HFU (memory_formulas.md §8, same setup, checkpointing
+on): torchtune Llama-3.2-3B full ≈ 59% HFU (45% MFU at 6N), LoRA ≈ 51% HFU at 6N (34% MFU at
+4N), so LoRA runs at 0.86x full's FLOP rate; HF-Trainer LoRA on Llama-2-7B ≈ 31% HFU at 6N
+(LLaMA-Factory wiki); QLoRA 1.56x slower than LoRA without compilation (LitGPT).  Hence full
+0.35 (no HF-Trainer anchor: 0.31 / 0.86 ≈ 0.36, rounded down), LoRA 0.30 (HF anchor 0.31),
+QLoRA 0.30 / 1.56 ≈ 0.19; DPO trains an adapter: LoRA's.  LoRA with checkpointing then runs
+(0.30/6) / (0.35/8) = 1.14x the tokens/s of full fine-tuning, torchtune's measured 8210 /
+7210 = 1.14x.
 """
 
 from __future__ import annotations
@@ -41,14 +46,16 @@ from tunewise.methods import Method
 from tunewise.settings import TrainSettings
 
 # Model FLOPs utilisation of the tunewise runners (transformers Trainer / TRL, no compile).
+# (hardware FLOPs, recomputation counted: module docstring)
 MFU = {
     Method.FULL: 0.35,
-    Method.LORA: 0.25,
-    Method.QLORA: 0.16,
-    Method.DPO: 0.25,
-    Method.RLHF: 0.20,
+    Method.LORA: 0.30,
+    Method.QLORA: 0.19,
+    Method.DPO: 0.30,
+    Method.RLHF: 0.20,  # no anchor: small PPO/RLOO batches between generations, below LoRA's
 }
-MFU_SOURCE = "memory_formulas.md §8 anchors (torchtune 45%/34%, HF LoRA 21%), rounded down for TRL without compile"
+MFU_SOURCE = ("FLOPs counted with recomputation; memory_formulas.md §8 anchors: torchtune 59%/51% HFU, "
+              "HF LoRA 31% HFU, rounded down for TRL without compile")
 # Host devices: measured matmul efficiency of eager PyTorch training on CPU/MPS is lower.
 HOST_MFU_FACTOR = 0.5
 # On a host every trained method runs at full fine-tuning's FLOP rate: the per-method GPU
