@@ -40,8 +40,13 @@ all-gather (N-1)/N x S):
                    weights also each micro-step's all-gather inputs
 G = trainable parameters x gradient bytes; P = the weights as stored on the GPU (16-bit,
 or packed 4-bit for QLoRA).  Bandwidth: the intra-node link of the catalog
-(`interconnect_gbs`); across nodes a ring runs at the slower of that and the network
-(INTER_NODE, per GPU), times COMM_EFFICIENCY.  Overlap: DDP all-reduces gradient buckets
+(`interconnect_gbs`); across nodes at the slower of that and the node's network, times
+COMM_EFFICIENCY.  The node's network is all its NICs together: NCCL runs one ring per
+channel, each crossing the network through a different NIC, so the bus bandwidth of a
+collective over nodes is NICs x NIC speed, not one NIC's (NVIDIA/nccl#812, a maintainer:
+"On an Nvidia DGX-A100 system we have 8x200Gbit/s IB cards and we measure 192GB/s
+AllReduce BusBW"; nccl-tests#152: 4 HDR NICs = "theoretical 100 GB/s").  DGX-style nodes
+have one NIC per GPU; a plain Ethernet port serves the whole node.  Overlap: DDP all-reduces gradient buckets
 during the backward and FSDP/ZeRO-3 prefetch the next layer's all-gather (FSDP paper
 §3.3), so communication hides behind compute: a step takes the longer of the two
 (assumption: full overlap; only the excess shows in the time).
@@ -68,11 +73,12 @@ GPUS_PER_NODE = 8
 # Share of a link's peak that a ring collective sustains (assumption; nccl-tests all-reduce
 # bus bandwidth on NVSwitch systems reaches 70-85% of the one-direction NVLink peak).
 COMM_EFFICIENCY = 0.7
-# Network between nodes, GB/s per GPU in one direction, with sources.
+# Network between nodes: GB/s of one NIC in one direction, whether each GPU has its own NIC
+# (else one serves the node), and the source.
 INTER_NODE = {
-    "infiniband-ndr": (50.0, "NVIDIA DGX H100 datasheet (2023): 8 x ConnectX-7 400 Gb/s, one per GPU"),
-    "infiniband-hdr": (25.0, "NVIDIA DGX A100 datasheet (2020): 8 x ConnectX-6 200 Gb/s HDR, one per GPU"),
-    "ethernet-100g": (12.5 / GPUS_PER_NODE, "one 100 GbE port per node shared by its 8 GPUs (IEEE 802.3ba)"),
+    "infiniband-ndr": (50.0, True, "NVIDIA DGX H100 datasheet (2023): 8 x ConnectX-7 400 Gb/s, one per GPU"),
+    "infiniband-hdr": (25.0, True, "NVIDIA DGX A100 datasheet (2020): 8 x ConnectX-6 200 Gb/s HDR, one per GPU"),
+    "ethernet-100g": (12.5, False, "one 100 GbE port per node shared by its GPUs (IEEE 802.3ba)"),
 }
 DEFAULT_INTER_NODE = "infiniband-ndr"
 # GPU <-> CPU link for offload: PCIe of the GPU's generation (SXM parts sit on PCIe 4/5 hosts).
@@ -183,13 +189,20 @@ def nodes_for(gpus: int, nodes: int = 1) -> int:
 
 
 def link_gbs(hardware: Hardware, gpus: int, nodes: int, inter_node: str = DEFAULT_INTER_NODE) -> float:
-    """Sustained GB/s per GPU of a ring over `gpus` GPUs on `nodes` nodes."""
+    """Sustained bus bandwidth, GB/s, of a collective over `gpus` GPUs on `nodes` nodes: what
+    each GPU's share of the traffic moves at (module docstring)."""
     if gpus <= 1:
         return math.inf
     intra = hardware.interconnect_gbs or FALLBACK_LINK_GBS
     if nodes > 1:
-        intra = min(intra, INTER_NODE[inter_node][0])
+        intra = min(intra, node_network_gbs(inter_node, math.ceil(gpus / nodes)))
     return intra * COMM_EFFICIENCY
+
+
+def node_network_gbs(inter_node: str, gpus_per_node: int) -> float:
+    """GB/s one node sends over the network with all its NICs (module docstring)."""
+    nic_gbs, nic_per_gpu, _ = INTER_NODE[inter_node]
+    return nic_gbs * (gpus_per_node if nic_per_gpu else 1)
 
 
 def host_link_gbs(hardware: Hardware) -> float:
@@ -282,8 +295,9 @@ def layout_assumptions(shard: Sharding, method: Method, hardware: Hardware, timi
         src = hardware.interconnect_source or f"no link on file: assumed PCIe 4.0 x16, {FALLBACK_LINK_GBS:g} GB/s"
         link = f"{hardware.interconnect or 'pcie'} {hardware.interconnect_gbs or FALLBACK_LINK_GBS:g} GB/s per GPU ({src})"
         if nodes > 1:
-            gbs, net_src = INTER_NODE[inter_node]
-            link += f"; between nodes {inter_node} {gbs:g} GB/s per GPU ({net_src}); the ring runs at the slower"
+            net = node_network_gbs(inter_node, math.ceil(gpus / nodes))
+            link += (f"; between nodes {inter_node} {net:g} GB/s per node, all NICs ({INTER_NODE[inter_node][2]}; "
+                     "NCCL spreads its rings over them, NVIDIA/nccl#812); collectives run at the slower")
         lines.append(f"links: {link}; x{COMM_EFFICIENCY} sustained")
     if timing is not None and timing.comm_hours:
         lines.append(f"communication {timing.comm_hours:.3g} h ("

@@ -86,6 +86,26 @@ def test_communication_grows_with_gpus_and_with_slower_links():
     assert comm(8, stage=0) == pytest.approx(comm(8, stage=3) * 2 / 3)  # ZeRO-3 moves 1.5x DDP's bytes
 
 
+def test_between_nodes_collectives_use_every_nic_of_the_node():
+    # NVIDIA/nccl#812: two DGX A100 (8 x 200 Gb/s HDR each) measure 192 GB/s all-reduce bus
+    # bandwidth, 8 NICs' worth, not one NIC's 25 GB/s; one Ethernet port serves the whole node.
+    a100 = resolve_hardware("a100-80gb")
+    hdr = scaleout.link_gbs(a100, 16, 2, "infiniband-hdr")
+    assert hdr == pytest.approx(scaleout.COMM_EFFICIENCY * 8 * 25) and 0.6 * 192 <= hdr <= 192
+    assert scaleout.link_gbs(a100, 4, 2, "infiniband-hdr") == pytest.approx(scaleout.COMM_EFFICIENCY * 2 * 25)
+    assert scaleout.link_gbs(a100, 16, 2, "ethernet-100g") == pytest.approx(scaleout.COMM_EFFICIENCY * 12.5)
+    h100 = resolve_hardware("h100")  # NDR: 8 x 50 = 400 GB/s per node, under NVLink's 450
+    assert scaleout.link_gbs(h100, 16, 2) == pytest.approx(scaleout.COMM_EFFICIENCY * 400)
+
+
+def test_a_second_node_of_infiniband_halves_the_time_at_about_the_same_cost():
+    one = mem(resolve_model("meta-llama/Llama-3.1-8B"), gpus=8, gpu="h100", zero_stage=3, strategy="fsdp", batch_size=2)
+    two = estimate(resolve_model("meta-llama/Llama-3.1-8B"), Method.FULL, resolve_hardware("h100"), one.settings,
+                   gpus=16, nodes=2, tokens=10_000_000)
+    assert two.time_hours == pytest.approx(one.time_hours / 2, rel=0.1)
+    assert two.cost_usd == pytest.approx(one.cost_usd, rel=0.1)
+
+
 def test_exposed_communication_lengthens_the_estimate_and_is_stated():
     fast = mem(LLAMA70, gpus=16, nodes=2, gpu="h100", zero_stage=3, strategy="fsdp")
     slow = estimate(LLAMA70, Method.FULL, resolve_hardware("h100"), fast.settings, gpus=16, nodes=2,
