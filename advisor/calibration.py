@@ -31,11 +31,11 @@ assumptions with the runs it came from.
 
 from __future__ import annotations
 
-import math
 import statistics
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from advisor.compute import sequence_len
 from advisor.hardware import Hardware
 from advisor.memory import CUDA_CONTEXT_GIB, NCCL_GIB, RUNTIME_GIB_HOST, MemoryBreakdown
 from advisor.run_history import Entry, default_sources, local_cpu_name, read_entries
@@ -295,8 +295,8 @@ class Replay:
         longest = data.get("tokens_max") or (
             None if data.get("tokens_mean") and not settings.packing else settings.seq_len)
         return cls(spec, method, hardware, gpus, settings,
-                   settings.replace(seq_len=_effective_len(settings, data.get("tokens_mean"))),
-                   settings.replace(seq_len=_effective_len(settings, longest)) if longest else None, adapter)
+                   settings.replace(seq_len=sequence_len(settings, data.get("tokens_mean"))),
+                   settings.replace(seq_len=sequence_len(settings, longest)) if longest else None, adapter)
 
     def flops_per_token(self) -> float:
         from advisor import compute
@@ -330,13 +330,6 @@ def replay_entry(entry: Entry, hardware: Hardware) -> Replay:
     method = Method(run["method"])
     return Replay.of(run, method, resolve_model(str(run["base_model"])), hardware,
                      int((run.get("hardware") or {}).get("count") or 1))
-
-
-def _effective_len(settings, tokens: float | None) -> int:
-    """The sequence length that really ran: `seq_len` with packing, else the data's (capped)."""
-    if settings.packing or not tokens:
-        return settings.seq_len
-    return max(1, min(settings.seq_len, math.ceil(float(tokens))))
 
 
 def _measured_gib(peak: dict[str, Any], hardware: Hardware) -> float | None:

@@ -38,6 +38,7 @@ QLoRA 0.30 / 1.56 ≈ 0.19; DPO trains an adapter: LoRA's.  LoRA with checkpoint
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from advisor.hardware import Hardware
@@ -84,6 +85,15 @@ def matmul_params(spec: ModelSpec) -> int:
     """Parameters used in matmuls per token: active minus the input-embedding lookup."""
     lookup = spec.embedding_params if spec.lm_head_params else 0  # tied: the head still multiplies
     return spec.active_params - lookup
+
+
+def sequence_len(settings: TrainSettings, mean_tokens: float | None) -> int:
+    """The length a sequence really runs at: `seq_len` when packing fills it (or the data is
+    unknown), else the mean example length, capped at `seq_len` (unpacked examples are not
+    padded up to `seq_len`, and attention FLOPs grow with the length that runs)."""
+    if settings.packing or not mean_tokens:
+        return settings.seq_len
+    return max(1, min(settings.seq_len, math.ceil(float(mean_tokens))))
 
 
 def forward_flops_per_token(spec: ModelSpec, seq_len: int) -> float:

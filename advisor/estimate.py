@@ -116,7 +116,9 @@ def estimate(  # noqa: PLR0913 - the advisor's contract signature (INTERFACES)
     paged_fit = mem.total - mem.pageable <= usable
     shard = scaleout.Sharding.of(settings, gpus)
     fits = reason is None and (mem.total <= usable or paged_fit) and scaleout.host_ram_ok(mem, hardware, gpus, nodes)
-    total_tokens, token_note = _tokens(method, settings, tokens, examples, avg_tokens_per_example, gpus)
+    # time runs at the length a sequence really has (shorter unpacked examples), memory at seq_len
+    run_settings = settings.replace(seq_len=compute.sequence_len(settings, avg_tokens_per_example))
+    total_tokens, token_note = _tokens(method, run_settings, tokens, examples, avg_tokens_per_example, gpus)
     uses_adapter = adapter is not None
     trainable = _trainable(spec, method, adapter, knobs)
     comm = None
@@ -125,7 +127,7 @@ def estimate(  # noqa: PLR0913 - the advisor's contract signature (INTERFACES)
                                         with_adapter=uses_adapter, knobs=knobs)
         comm = scaleout.comm_plan(traffic, hardware, grad_accum=settings.grad_accum, gpus=gpus, nodes=nodes,
                                   inter_node=inter_node)
-    timing = compute.training_time(spec, method, settings, hardware, tokens=total_tokens, gpus=gpus,
+    timing = compute.training_time(spec, method, run_settings, hardware, tokens=total_tokens, gpus=gpus,
                                    adapter=uses_adapter, precompute_reference=knobs.precompute_reference,
                                    mfu=learned.mfu, rlhf=_rlhf_timing(settings, knobs, examples, gpus), comm=comm)
     price = price_usd_per_hour if price_usd_per_hour is not None else hardware.usd_per_hour
@@ -209,7 +211,7 @@ def _tokens(method, settings, tokens, examples, avg, gpus) -> tuple[int | None, 
     if settings.max_steps is not None:
         n = settings.max_steps * settings.batch_size * settings.grad_accum * gpus * settings.seq_len
         n *= 2 if method is Method.DPO else 1
-        return n, f"tokens = max_steps x global batch x seq_len = {n:,}"
+        return n, f"tokens = max_steps x global batch x {settings.seq_len:,} tokens per sequence = {n:,}"
     if tokens is not None:
         n = int(tokens * settings.epochs)
         return n, f"tokens = {tokens:,} per epoch x {settings.epochs:g} epochs"

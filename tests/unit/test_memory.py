@@ -212,6 +212,16 @@ def test_on_a_gpu_lora_trains_faster_than_full_fine_tuning_by_torchtunes_measure
     assert hours("qlora") / hours("lora") == pytest.approx(1.56, rel=0.05)  # LitGPT, no compile
 
 
+def test_unpacked_examples_shorter_than_seq_len_run_at_their_own_length():
+    def hours(seq_len, packing=False):
+        return estimate(resolve_model("meta-llama/Llama-3.1-8B"), Method.LORA, resolve_hardware("rtx-4090"),
+                        TrainSettings(batch_size=1, seq_len=seq_len, packing=packing), examples=5_000,
+                        avg_tokens_per_example=400).time_hours
+
+    assert hours(8192) == pytest.approx(hours(512))  # each sequence is 400 tokens either way
+    assert hours(8192, packing=True) > 1.1 * hours(512, packing=True)  # packed: attention over 8192
+
+
 # ------------------------------------------------------------------ host (CPU) estimates
 
 
