@@ -23,7 +23,8 @@ optimizer step), `rlhf_generation_hours`.
 
 time = tokens x FLOPs/token / (GPUs x peak FLOP/s x MFU) + micro-steps x the device's fixed
 step overhead (`Hardware.step_overhead_s`: Python, op dispatch and Trainer bookkeeping per
-micro-step, measured on CPU, where it dominates small models) + the communication that
+micro-step, measured on CPU, where it dominates small models; on a GPU that host work
+overlaps the kernels, so it only sets a floor of GPU_HOST_FLOOR_S per micro-step) + the communication that
 does not hide behind compute on several GPUs (advisor/scaleout.py).  MFU per method is an
 assumption stated in every estimate.  It divides the FLOPs above, which count the
 recomputation, so it is what the anchors call HFU (memory_formulas.md §8, same setup, checkpointing
@@ -65,6 +66,11 @@ HOST_MFU_FACTOR = 0.5
 # x 256, checkpointing, two runs): LoRA's step takes 0.67-0.75 x full's (its FLOP ratio:
 # 0.75, 3 vs 4 passes), QLoRA 0.60-0.62 x, DPO 1.75-1.90 x (its FLOP ratio is 2).  Applied
 # to Apple's MPS as well (not measured there).
+# A GPU's kernels run asynchronously while the host does a micro-step's Python, op dispatch
+# and Trainer bookkeeping, so a micro-step takes at least that host time.  Assumed equal to
+# the overhead measured on CPU (the `cpu` catalog row, benchmarks/step_overhead.py: 0.015 s
+# full, 0.025 s LoRA): the same Python runs, minus the kernels it now launches instead.
+GPU_HOST_FLOOR_S = 0.02
 # Memory-bandwidth utilisation while generating token by token (RLHF rollouts).
 GENERATION_BANDWIDTH_EFFICIENCY = 0.5
 
@@ -147,7 +153,7 @@ def training_time(  # noqa: PLR0913 - mfu: the calibrated value (advisor/calibra
     fpt = flops_per_token(spec, method, settings, adapter=adapter, precompute_reference=precompute_reference,
                           algorithm=rlhf.algorithm)
     step_overhead = (hardware.step_overhead_s or 0.0) if mfu is None else 0.0
-    mfu = mfu if mfu is not None else default_mfu(method, hardware)
+    mfu_given, mfu = mfu, mfu if mfu is not None else default_mfu(method, hardware)
     peak = hardware.peak_tflops(settings.precision)
     if tokens is None or method is Method.PROMPT or not peak:
         return TimeEstimate(fpt, mfu, None if method is not Method.PROMPT else 0.0)
@@ -156,6 +162,8 @@ def training_time(  # noqa: PLR0913 - mfu: the calibrated value (advisor/calibra
         compute_h = tokens * fpt / rate / 3600
         micro = micro_steps(method, settings, tokens, gpus)
         overhead_h = micro * step_overhead / 3600
+        if hardware.kind == "gpu" and step_overhead == 0.0 and mfu_given is None:
+            overhead_h = max(0.0, micro * GPU_HOST_FLOOR_S / 3600 - compute_h)  # host-bound micro-steps
         comm_h = comm.hours(micro) if comm is not None else 0.0
         exposed = max(0.0, comm_h - compute_h)  # full overlap (advisor/scaleout.py)
         return TimeEstimate(fpt, mfu, compute_h + overhead_h + exposed, overhead_hours=overhead_h,

@@ -255,7 +255,11 @@ def _assumptions(est: Estimate, knobs: MemoryKnobs, timing, token_note: str, pri
                       "reference and reward forwards; PPO: x2 training + 4 forwards): " if method is Method.RLHF
                       else "token ")
                    + "(2N forward + attention; x3 full, x2 LoRA, +1 forward with checkpointing)")
-        if timing.overhead_hours:
+        if timing.overhead_hours and hardware.kind == "gpu":
+            out.append(f"+ {timing.overhead_hours:.3g} h: micro-steps shorter than the host's "
+                       f"{compute.GPU_HOST_FLOOR_S:g} s of Python, dispatch and Trainer work wait for it "
+                       "(assumed as measured on CPU)")
+        elif timing.overhead_hours:
             out.append(f"+ {hardware.step_overhead_s:g} s fixed overhead per micro-step ({hardware.step_overhead_source})")
     out.append(token_note)
     if price is not None:

@@ -222,6 +222,21 @@ def test_unpacked_examples_shorter_than_seq_len_run_at_their_own_length():
     assert hours(8192, packing=True) > 1.1 * hours(512, packing=True)  # packed: attention over 8192
 
 
+def test_a_gpu_micro_step_takes_at_least_the_hosts_python_time():
+    from advisor.compute import GPU_HOST_FLOOR_S
+
+    def run(model):
+        return estimate(resolve_model(model), Method.LORA, resolve_hardware("h100"),
+                        TrainSettings(batch_size=1, seq_len=512), examples=10_000, avg_tokens_per_example=512)
+
+    small = run("openai-community/gpt2")  # ~2 ms of kernels per micro-step: host-bound
+    assert small.time_hours * 3600 == pytest.approx(10_000 * GPU_HOST_FLOOR_S, rel=0.01)
+    assert any("host's" in a for a in small.assumptions)
+    big = run("meta-llama/Llama-3.1-8B")  # ~0.1 s of kernels per micro-step: the floor does not bind
+    assert big.time_hours * 3600 > 2 * 10_000 * GPU_HOST_FLOOR_S
+    assert not any("host's" in a for a in big.assumptions)
+
+
 # ------------------------------------------------------------------ host (CPU) estimates
 
 
