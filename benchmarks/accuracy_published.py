@@ -29,8 +29,7 @@ row itself states, with these rules (no row is special-cased):
   April 2024 tutorials) and free before it since ("fp32-logits-freed": the 2024-11
   optimization-flags table).
 * rows we cannot model are listed with the reason and left out of the statistics:
-  encoder-decoder models (T0/mT0), CPU offload of parameters or optimizer, LoRA variants
-  other than LoRA (DoRA, LoHa, VeRA, LoRA-FA), unstated batch sizes, ranges that include
+  encoder-decoder models (T0/mT0), LoRA variants other than LoRA (DoRA, LoHa, VeRA, LoRA-FA), unstated batch sizes, ranges that include
   checkpoint saving.
 * rows whose settings the source itself leaves open are left out too: the torchtune
   2024-09 table says its 4090 and A6000 rows differ in memory flags without saying which, so
@@ -167,6 +166,7 @@ def _parse(i: int, row: dict[str, str]) -> Scenario:
         optimizer=_optimizer(row["optimizer"]), precision=_precision(row["precision"]),
         zero_stage=3 if sharded else 0,
         strategy=("deepspeed" if "DeepSpeed" in text else "fsdp") if sharded else "ddp",
+        cpu_offload=_cpu_offload(row, text),
     )
     sc.knobs = _knobs(row, text)
     sc.gpus = gpus
@@ -185,10 +185,6 @@ def _parse(i: int, row: dict[str, str]) -> Scenario:
 def _skip_reason(row: dict[str, str], text: str, oom: bool) -> str | None:
     if row["model"].split("/")[-1].lower().startswith(("t0", "mt0")):
         return "encoder-decoder model (not a causal LM)"
-    optimizer = row["optimizer"].lower().replace("no offload", "")
-    cpu_offload = "CPU offload" in text and not any(x in text for x in ("disabled", "activation offload"))
-    if "offload" in optimizer or cpu_offload:
-        return "CPU offload of parameters/optimizer not modelled"
     variant = re.search(r"PEFT variant=(\w+)/[^ ;]*?(dora|lorafa)?[ ;]", row["throughput_note"])
     if variant and (variant.group(1) != "lora" or variant.group(2)):
         if variant.group(1) != "full":
@@ -200,6 +196,14 @@ def _skip_reason(row: dict[str, str], text: str, oom: bool) -> str | None:
     if "-" in row["measured_peak_gb"] and "FULL_STATE_DICT" in text:
         return "range includes checkpoint saving"
     return None
+
+
+def _cpu_offload(row: dict[str, str], text: str) -> bool:
+    """Parameters, gradients and optimizer states in CPU RAM (DeepSpeed offload, FSDP
+    CPUOffload), as the row states it; activation offloading is a different knob."""
+    optimizer = row["optimizer"].lower().replace("no offload", "")
+    stated = "CPU offload" in text and not any(x in text for x in ("disabled", "activation offload"))
+    return "offload" in optimizer or stated
 
 
 def _measured(row: dict[str, str]) -> float | None:
@@ -358,7 +362,8 @@ def lower_bound_gib(sc: Scenario) -> float:
         weights / shards + layers x batch x seq x hidden x 2 bytes
 
     The weights in 16 bits (NF4 + constants for QLoRA, `quantized_weight_bytes`), divided
-    over the GPUs under FSDP/ZeRO-3.  Backward needs every layer's input: activation
+    over the GPUs under FSDP/ZeRO-3, and 0 when they are offloaded to CPU RAM (ZeRO-3 or FSDP
+    with CPU offload keeps the shards there).  Backward needs every layer's input: activation
     checkpointing keeps exactly that and nothing more (Chen et al. 2016, arXiv:1604.06174,
     section 3), without it more is kept; with activation offloading it sits in CPU RAM, so
     it is not counted.  No gradients, optimizer states, logits or allocator reserve: every
@@ -370,6 +375,8 @@ def lower_bound_gib(sc: Scenario) -> float:
     else:
         weights = spec.params * 2.0
     shards = sc.gpus if s.zero_stage == 3 else 1
+    if s.zero_stage == 3 and s.cpu_offload:
+        weights = 0.0
     saved = 0.0 if sc.knobs.activation_offload else spec.n_layers * s.batch_size * s.seq_len * spec.hidden * 2.0
     return (weights / shards + saved) / 2**30
 

@@ -85,3 +85,16 @@ def test_a_peak_reached_while_loading_is_contradicted_only_when_the_source_says_
     assert [(r.method, r.measured_gib) for r in loading] == [("qlora", pytest.approx(9.29))]
     lora = [r for r in rows if r.method == "lora" and r.measured_gib == pytest.approx(15.57)]
     assert len(lora) == 1 and lora[0].contradicted is None
+
+
+def test_rows_with_cpu_offload_are_scored_offloaded_and_their_bound_leaves_out_the_weights(rows):
+    """The estimator models ZeRO-3/FSDP offload, so the PEFT docs' FSDP + CPU offload QLoRA
+    row (19.6 GB) is scored, not skipped; its shards live in CPU RAM, so the lower bound is the
+    saved layer inputs alone: 80 x 2 x 2048 x 8192 x 2 B = 5.0 GiB."""
+    offloaded = [r for r in rows if r.settings is not None and r.settings.cpu_offload]
+    assert {r.method.value for r in offloaded} >= {"qlora", "full"}
+    assert all(r.skip is None and r.estimate_gib for r in offloaded)
+    qlora = next(r for r in offloaded if r.method.value == "qlora")
+    assert qlora.measured_gib == pytest.approx(19.6) and qlora.settings.zero_stage == 3
+    assert ap.lower_bound_gib(qlora) == pytest.approx(80 * 2 * 2048 * 8192 * 2 / GIB)
+    assert not qlora.contradicted
