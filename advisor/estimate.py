@@ -108,7 +108,9 @@ def estimate(  # noqa: PLR0913 - the advisor's contract signature (INTERFACES)
     _check_sizes(gpus, tokens, examples, avg_tokens_per_example, price_usd_per_hour)
     scaleout.check_layout(gpus, nodes)
     adapter = _adapter(spec, method, settings, knobs)
-    mem = memory.estimate_memory(spec, method, settings, hardware, adapter, gpus=gpus, knobs=knobs)
+    # evaluation spreads a model over one node's GPUs (evals/harness.py), training over all
+    per_model = -(-gpus // nodes) if method is Method.PROMPT else gpus
+    mem = memory.estimate_memory(spec, method, settings, hardware, adapter, gpus=per_model, knobs=knobs)
     learned = _calibrated(calibration, spec, method, hardware, gpus, mem)
     mem = learned.memory
     reason = unsupported_reason(method, settings, hardware, gpus)

@@ -51,7 +51,7 @@ def components(
 ) -> dict[str, float]:
     """Bytes per device: weights, gradients, optimizer, activations, adapter, pageable."""
     if method is Method.PROMPT:
-        return _finish(_inference(spec, settings))
+        return _finish(_inference(spec, settings, gpus))
     with_adapter = method in (Method.LORA, Method.QLORA) or (
         method in (Method.DPO, Method.RLHF) and knobs.preference_adapter
     )
@@ -217,14 +217,18 @@ def _kv_cache(spec: ModelSpec, settings: TrainSettings, knobs: MemoryKnobs) -> f
     return 2.0 * spec.n_layers * spec.n_kv_heads * spec.head_dim * a * tokens
 
 
-def _inference(spec: ModelSpec, settings: TrainSettings) -> dict:
+def _inference(spec: ModelSpec, settings: TrainSettings, gpus: int = 1) -> dict:
+    """Evaluation (tunewise eval, prompting): on several GPUs the layers are spread over them
+    (accelerate's device_map="auto", evals/harness.py) and run one GPU after another, so each
+    holds 1/gpus of the weights and of the KV cache, and the busiest (the last, with the
+    head) one layer's transients and the logits."""
     a = compute_bytes(settings.precision)
     tokens = settings.batch_size * settings.seq_len
     kv = 2.0 * spec.n_layers * spec.n_kv_heads * spec.head_dim * a * tokens
     transient = (4 * spec.hidden + 3 * spec.intermediate) * a * tokens
     logits = (a + 4) * spec.vocab * tokens
-    return {"weights": spec.params * float(a), "gradients": 0.0, "optimizer": 0.0,
-            "activations": kv + transient + logits, "adapter": 0.0, "pageable": 0.0}
+    return {"weights": spec.params * float(a) / gpus, "gradients": 0.0, "optimizer": 0.0,
+            "activations": kv / gpus + transient + logits, "adapter": 0.0, "pageable": 0.0}
 
 
 def _finish(parts: dict) -> dict[str, float]:

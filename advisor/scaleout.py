@@ -286,6 +286,9 @@ def layout_assumptions(shard: Sharding, method: Method, hardware: Hardware, timi
     """The estimate's lines about the layout: what is sharded, the links, the communication time."""
     if gpus == 1 and not shard.offload:
         return []
+    if method.value == "prompt":
+        return [f"{gpus} GPUs: evaluation spreads the layers over them (device_map=\"auto\"), which run one "
+                "after another: memory is per GPU, no speed-up"]
     lines = [f"{gpus} GPUs on {nodes} node(s), {shard.label()}: memory is per GPU "
              f"(ZeRO arXiv:1910.02054 sharding; FSDP arXiv:2304.11277)" + _sharded_what(shard)]
     if method.value == "qlora" and shard.stage >= 3:

@@ -132,8 +132,19 @@ def _load(path: str, torch_dtype, device: str):
     from tunewise import hub
 
     tok = hub.load_tokenizer(path)  # checks the folder / offline cache and the weights first
-    model = hub.load_causal_lm(path, {"dtype": torch_dtype, **hub.load_kwargs()})
-    return model.to(device).eval(), tok
+    spread = spread_over_gpus(device)
+    placement = {"device_map": "auto"} if spread else {}
+    model = hub.load_causal_lm(path, {"dtype": torch_dtype, **placement, **hub.load_kwargs()})
+    return (model if spread else model.to(device)).eval(), tok
+
+
+def spread_over_gpus(device: str) -> bool:
+    """Plain `cuda` with several visible GPUs: spread the layers over all of them
+    (accelerate's device_map="auto"), so a model larger than one GPU still evaluates; they
+    run one after another (no speed-up).  `cuda:N` keeps the model on that one GPU."""
+    import torch
+
+    return device == "cuda" and torch.cuda.is_available() and torch.cuda.device_count() > 1
 
 
 @contextmanager
