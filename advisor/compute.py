@@ -85,6 +85,7 @@ class TimeEstimate:
     overhead_hours: float = 0.0  # micro-steps x Hardware.step_overhead_s
     comm_hours: float = 0.0  # all communication, before overlap (advisor/scaleout.py)
     exposed_comm_hours: float = 0.0  # the part that does not overlap compute (in `hours`)
+    host_optimizer_hours: float = 0.0  # CPU offload: optimizer steps on the host (in `hours`)
 
 
 def matmul_params(spec: ModelSpec) -> int:
@@ -166,8 +167,9 @@ def training_time(  # noqa: PLR0913 - mfu: the calibrated value (advisor/calibra
             overhead_h = max(0.0, micro * GPU_HOST_FLOOR_S / 3600 - compute_h)  # host-bound micro-steps
         comm_h = comm.hours(micro) if comm is not None else 0.0
         exposed = max(0.0, comm_h - compute_h)  # full overlap (advisor/scaleout.py)
-        return TimeEstimate(fpt, mfu, compute_h + overhead_h + exposed, overhead_hours=overhead_h,
-                            comm_hours=comm_h, exposed_comm_hours=exposed)
+        host_opt_h = comm.host_optimizer_hours(micro) if comm is not None else 0.0
+        return TimeEstimate(fpt, mfu, compute_h + overhead_h + exposed + host_opt_h, overhead_hours=overhead_h,
+                            comm_hours=comm_h, exposed_comm_hours=exposed, host_optimizer_hours=host_opt_h)
     stages = rlhf_stage_hours(spec, settings, tokens, rate, adapter=adapter, fpt=fpt, rlhf=rlhf)
     sampled = rlhf.sampled_tokens(settings, tokens)
     sequences = (rlhf.sequences or tokens / settings.seq_len) * sampled / tokens
@@ -189,9 +191,14 @@ class CommPlan:
     hours_per_micro_step: float
     grad_accum: int = 1
     hours_per_step: float = 0.0  # per optimizer step (grad_accum micro-steps)
+    # CPU offload: the optimizer step runs on the host while the GPUs wait (not overlapped)
+    host_optimizer_hours_per_step: float = 0.0
 
     def hours(self, micro: float) -> float:
         return micro * self.hours_per_micro_step + micro / self.grad_accum * self.hours_per_step
+
+    def host_optimizer_hours(self, micro: float) -> float:
+        return micro / self.grad_accum * self.host_optimizer_hours_per_step
 
 
 @dataclass(frozen=True)

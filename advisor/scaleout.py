@@ -38,6 +38,10 @@ all-gather (N-1)/N x S):
     offload        the gradients to the CPU and the updated weights back over PCIe per
                    optimizer step (ZeRO-Offload, arXiv:2101.06840 §4); with offloaded
                    weights also each micro-step's all-gather inputs
+With offload the optimizer step runs on the CPU while the GPUs wait: every process of a
+node updates its shard at once, so the node streams trainable / nodes parameters through
+its memory, HOST_ADAM_BYTES each, at HOST_MEMORY_GBS (a roofline: a fused CPU AdamW is
+memory-bound; PyTorch's unfused one is slower).
 G = trainable parameters x gradient bytes; P = the weights as stored on the GPU (16-bit,
 or packed 4-bit for QLoRA).  Bandwidth: the intra-node link of the catalog
 (`interconnect_gbs`); across nodes at the slower of that and the node's network, times
@@ -84,6 +88,13 @@ DEFAULT_INTER_NODE = "infiniband-ndr"
 # GPU <-> CPU link for offload: PCIe of the GPU's generation (SXM parts sit on PCIe 4/5 hosts).
 HOST_LINK_GBS = {"nvlink3": 32.0, "nvlink4": 64.0, "nvlink5": 64.0, "infinity-fabric": 64.0}
 FALLBACK_LINK_GBS = 32.0  # a device without a catalog link: assume PCIe 4.0 x16
+# A fused AdamW step on the CPU reads the fp32 weight, gradient and both moments and writes
+# back the weight and the moments: 7 x 4 bytes per parameter.
+HOST_ADAM_BYTES = 28
+# Sustained memory bandwidth of a GPU node's host, GB/s (assumption, ~70% of peak): servers
+# with NVLink GPUs have two sockets of 8 DDR5-4800 channels (DGX H100: 2 x Xeon 8480C,
+# 2 x 307 GB/s peak); PCIe-card workstations, one socket of 4 channels.
+HOST_MEMORY_GBS = {"server": 300.0, "workstation": 100.0}
 # DeepSpeed ZeRO-3 keeps at most this many parameters gathered (stage3_max_live_parameters).
 DEEPSPEED_MAX_LIVE_PARAMS = 1e9
 # Host RAM offload may fill, per node, as a multiple of the node's GPU memory (assumption: DGX
@@ -217,6 +228,7 @@ class Traffic:
     step: float = 0.0
     host_micro: float = 0.0  # over PCIe to/from the CPU (offload)
     host_step: float = 0.0
+    host_optimizer_params: float = 0.0  # parameters each process updates on the CPU per step
 
 
 def traffic(shard: Sharding, *, trainable: float, grad_bytes: float, stored_bytes: float,
@@ -236,7 +248,7 @@ def traffic(shard: Sharding, *, trainable: float, grad_bytes: float, stored_byte
         return out
     host_step = (grads + trainable_stored_bytes) / n  # gradients down, updated weights up
     host_micro = 2 * stored_bytes / n if shard.offload_weights else 0.0  # shards up for fwd + bwd
-    return Traffic(out.micro, out.step, host_micro, host_step)
+    return Traffic(out.micro, out.step, host_micro, host_step, host_optimizer_params=trainable / n)
 
 
 def step_traffic(spec: ModelSpec, method: Method, settings: TrainSettings, shard: Sharding, *,
@@ -263,8 +275,17 @@ def comm_plan(t: Traffic, hardware: Hardware, *, grad_accum: int, gpus: int, nod
     """Hours each step's traffic takes on the links (before overlap with compute)."""
     ring = link_gbs(hardware, gpus, nodes, inter_node) * 1e9 * 3600
     host = host_link_gbs(hardware) * 1e9 * 3600
+    node_params = t.host_optimizer_params * math.ceil(gpus / nodes)
     return CommPlan(hours_per_micro_step=t.micro / ring + t.host_micro / host, grad_accum=grad_accum,
-                    hours_per_step=t.step / ring + t.host_step / host)
+                    hours_per_step=t.step / ring + t.host_step / host,
+                    host_optimizer_hours_per_step=node_params * HOST_ADAM_BYTES / (host_memory_gbs(hardware) * 1e9)
+                    / 3600)
+
+
+def host_memory_gbs(hardware: Hardware) -> float:
+    """The host's sustained memory bandwidth, by the class of server the GPU sits in."""
+    return HOST_MEMORY_GBS["server" if (hardware.interconnect or "").startswith(("nvlink", "infinity"))
+                           else "workstation"]
 
 
 def host_ram_gib_needed(offloaded_gib_per_gpu: float, gpus: int, nodes: int) -> float:
@@ -309,6 +330,10 @@ def layout_assumptions(shard: Sharding, method: Method, hardware: Hardware, timi
                         "all-gather of the weights in forward and backward + reduce-scatter, per micro-step")
                      + (" + PCIe offload traffic" if shard.offload else "")
                      + f"); overlapped with compute, {timing.exposed_comm_hours:.3g} h of it shows in the time")
+    if timing is not None and timing.host_optimizer_hours:
+        lines.append(f"CPU optimizer steps {timing.host_optimizer_hours:.3g} h (GPUs wait): {HOST_ADAM_BYTES} B per "
+                     f"parameter through the host's memory at {host_memory_gbs(hardware):g} GB/s per node "
+                     "(assumed; a memory-bound fused AdamW)")
     return lines
 
 

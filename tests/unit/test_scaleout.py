@@ -220,3 +220,20 @@ def test_every_gpu_row_has_a_sourced_interconnect():
     gpus = [h for h in list_hardware() if h.kind == "gpu"]
     assert gpus and all(h.interconnect_gbs and h.interconnect_gbs > 0 and h.interconnect_source for h in gpus)
     assert resolve_hardware("h100").interconnect_gbs > 5 * resolve_hardware("rtx-4090").interconnect_gbs
+
+
+def test_offloaded_optimizer_steps_run_on_the_host_and_the_gpus_wait():
+    # 70B full FT, FSDP + CPU offload, one node of 8: every step streams the node's 70.55B
+    # parameters x 28 B (fused CPU AdamW) through host memory at 300 GB/s: ~6.6 s per step.
+    settings = TrainSettings(batch_size=2, seq_len=1024, zero_stage=3, strategy="fsdp", cpu_offload=True)
+    est = estimate(LLAMA70, Method.FULL, resolve_hardware("h100"), settings, gpus=8, tokens=16 * 1024 * 100)
+    per_step_s = LLAMA70.params * scaleout.HOST_ADAM_BYTES / (scaleout.HOST_MEMORY_GBS["server"] * 1e9)
+    assert per_step_s == pytest.approx(6.6, rel=0.02)
+    on_gpu = estimate(LLAMA70, Method.FULL, resolve_hardware("h100"), settings.replace(cpu_offload=False), gpus=8,
+                      tokens=16 * 1024 * 100)
+    assert est.time_hours - on_gpu.time_hours == pytest.approx(100 * per_step_s / 3600, rel=0.05)
+    assert any("CPU optimizer steps" in a for a in est.assumptions)
+    lora = estimate(LLAMA70, Method.LORA, resolve_hardware("h100"), settings, gpus=8, tokens=16 * 1024 * 100)
+    lora_on_gpu = estimate(LLAMA70, Method.LORA, resolve_hardware("h100"), settings.replace(cpu_offload=False),
+                           gpus=8, tokens=16 * 1024 * 100)
+    assert lora.time_hours == pytest.approx(lora_on_gpu.time_hours, rel=0.01)  # an adapter's states are tiny
