@@ -119,6 +119,26 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, args, expect):
     assert len(lines) == 1 and lines[0].startswith("Error: ") and expect in lines[0], lines
 
 
+@pytest.mark.parametrize("out, expect", [
+    ("FILE/plan.yaml", "a file is in the way where a folder is needed"),
+    ("", "an empty path"),
+])
+def test_an_output_path_that_cannot_be_written_is_one_line_and_exit_2(tmp_path, out, expect):
+    (tmp_path / "FILE").write_text("x")
+    out = out.replace("FILE", str(tmp_path / "FILE"))
+    result = invoke("advise", "--model", LLAMA7, "--gpu", "rtx-4090", "--out", out)
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and expect in lines[0] and "Traceback" not in result.stderr, lines
+
+
+def test_an_unwritable_folder_names_the_folder_not_the_temporary_file(tmp_path, monkeypatch):
+    import tunewise.cli as cli_module
+
+    err = PermissionError(13, "Permission denied", str(tmp_path / "ro" / ".plan.yaml.abc123.tmp"))
+    assert cli_module.os_error_line(err) == f"cannot write into {tmp_path / 'ro'}: Permission denied"
+
+
 # ---------------------------------------------------------------- known facts (real estimator)
 
 

@@ -49,12 +49,29 @@ class TunewiseGroup(click.Group):
             return super().invoke(ctx)
         except TunewiseError as exc:
             raise UserFacingError(str(exc), exc.exit_code) from None
+        except OSError as exc:  # an output folder not writable, a path through a file, a full disk
+            raise UserFacingError(os_error_line(exc), 2) from None
         except click.UsageError as exc:
             # click prints usage + hint + error on three lines; a bad flag is one line like
             # every other bad input, with where to look for the right spelling.
             where = exc.ctx.command_path if exc.ctx is not None else ctx.command_path
             message = " ".join(exc.format_message().split())
             raise UserFacingError(f"{message} (see '{where} --help')", exc.exit_code) from None
+
+
+def os_error_line(exc: OSError) -> str:
+    """One line for a failed read or write: the path(s), then what the system said."""
+    from pathlib import Path
+
+    what = exc.strerror or type(exc).__name__
+    if exc.filename is None:
+        return f"{what}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
+    path = Path(str(exc.filename))
+    if path.name.startswith(".") and path.name.endswith(".tmp"):  # our atomic writes' temp file
+        return f"cannot write into {path.parent}: {what}"
+    if isinstance(exc, FileExistsError | NotADirectoryError) and path.is_file():
+        return f"{path}: a file is in the way where a folder is needed"
+    return f"{path}" + (f" -> {exc.filename2}" if exc.filename2 else "") + f": {what}"
 
 
 @click.group(cls=TunewiseGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -6,6 +6,7 @@ import json
 
 import click
 
+from tunewise.cli._paths import OutPath
 from tunewise.methods import Method
 from tunewise.settings import OPTIMIZERS, PRECISIONS, STRATEGIES
 
@@ -82,7 +83,7 @@ OVERRIDES = {
 @click.option("--target-improvement", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.1,
               show_default=True, help="--probe-data without --target-loss: relative held-out loss reduction to reach.")
 @click.option("--json", "as_json", is_flag=True, help="Print the advice/v1 JSON.")
-@click.option("--out", type=click.Path(dir_okay=False), help="Write the plan here (plan.yaml) for `tunewise run`.")
+@click.option("--out", type=OutPath(dir_okay=False), help="Write the plan here (plan.yaml) for `tunewise run`.")
 def command(**opts) -> None:
     """Recommend prompt, LoRA, QLoRA, full fine-tuning, DPO or RLHF, with numbers for each.
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from tunewise.cli._paths import OutPath
 from tunewise.demo.plans import DEMO_METHODS
 
 DEFAULT_METHODS = ",".join(m.value for m in DEMO_METHODS)
@@ -13,7 +14,7 @@ DEFAULT_METHODS = ",".join(m.value for m in DEMO_METHODS)
 @click.option("--methods", default=DEFAULT_METHODS, show_default=True,
               help="Methods to run, comma-separated (prompt, lora, qlora, full, dpo, rlhf). "
                    "dpo starts from the lora run, so it adds lora.")
-@click.option("--out", default="tunewise-demo", show_default=True, type=click.Path(file_okay=False),
+@click.option("--out", default="tunewise-demo", show_default=True, type=OutPath(file_okay=False),
               help="Output folder. Only an empty folder or an earlier demo's is used; the earlier demo "
                    "is replaced when the new one completes.")
 @click.option("--quick", is_flag=True, help="Fewer training steps (CI); still shows a domain gain.")

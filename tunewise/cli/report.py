@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import click
 
+from tunewise.cli._paths import OutPath
+
 
 @click.command("report")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=str))
-@click.option("-o", "--out", "out", default="report.html", show_default=True, type=click.Path(dir_okay=False),
+@click.option("-o", "--out", "out", default="report.html", show_default=True, type=OutPath(dir_okay=False),
               help="HTML file to write (atomically).")
 @click.option("--advice", type=click.Path(dir_okay=False), help="advice JSON from `tunewise advise --json`.")
 @click.option("--eval", "eval_path", type=click.Path(), help="eval.json from `tunewise eval` (or its folder).")
