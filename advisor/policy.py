@@ -99,6 +99,36 @@ def _wants_online_rl(s: Situation) -> bool:
     return s.online_rl and s.forced is None and s.format in (None, "preference")
 
 
+def _few(s: Situation) -> bool:
+    return s.examples is not None and s.examples < FEW_EXAMPLES
+
+
+def _fits_memory(s: Situation, method: Method) -> bool:
+    cand = s.candidates.get(method)
+    return cand is not None and cand.fits
+
+
+def _fitting_adapter(s: Situation) -> Method | None:
+    """LoRA or else QLoRA, the first that is ok (memory, budget, time), for few examples."""
+    return next((m for m in (Method.LORA, Method.QLORA) if s.ok(m)), None)
+
+
+def _closest(s: Situation) -> str:
+    method = _least_bad(s)
+    if _fits_memory(s, method):
+        return (f"{method.value} is the closest: it fits in memory, so a larger --budget-usd or --max-hours, "
+                "a faster GPU, more GPUs or a smaller model makes it a plan")
+    return f"{method.value} is the closest (see the changes below)"
+
+
+def _least_bad(s: Situation) -> Method:
+    """When no method is ok: the one the data asks for if it at least fits in memory (then only
+    the budget or the time limit is missed, which a user can relax), else the first of LoRA,
+    QLoRA, full that fits in memory, else LoRA (the fixes below say what would make it fit)."""
+    wanted = Method.FULL if _n(s) > MANY_EXAMPLES and s.goal != "style" else Method.LORA
+    order = (wanted, Method.LORA, Method.QLORA, Method.FULL)
+    return next((m for m in order if _fits_memory(s, m)), Method.LORA)
+
 RULES: tuple[Rule, ...] = (
     Rule("asked-rlhf", lambda s: s.forced is Method.RLHF, lambda s: Method.RLHF,
          lambda s: "you asked for RLHF (--method rlhf). " + rlhf_vs_dpo(s)),
@@ -110,9 +140,13 @@ RULES: tuple[Rule, ...] = (
          lambda s: "the data are preference pairs (prompt/chosen/rejected): DPO learns from them directly "
          "in one stage, with no reward model and no sampling. RLHF only when asked (--method rlhf, or "
          "--online-rl when you need a reward model or online RL): " + rlhf_vs_dpo(s)),
-    Rule("few-examples", lambda s: s.examples is not None and s.examples < FEW_EXAMPLES, lambda s: Method.PROMPT,
+    Rule("few-examples", lambda s: _few(s) and s.ok(Method.PROMPT), lambda s: Method.PROMPT,
          lambda s: f"{_data_size(s)} (< ~{FEW_EXAMPLES}): too few to train without overfitting; "
          "use them as few-shot demonstrations in the prompt"),
+    Rule("few-examples-prompt-too-big", lambda s: _few(s) and _fitting_adapter(s) is not None, _fitting_adapter,
+         lambda s: f"{_data_size(s)} (< ~{FEW_EXAMPLES}) would be few-shot demonstrations, but "
+         f"{s.why_not(Method.PROMPT)}; an adapter trains on them instead ({_size(_fitting_adapter(s), s)}) "
+         "-- expect it to overfit so few examples: hold some out and check with `tunewise eval`"),
     Rule("many-tasks", lambda s: s.tasks >= MANY_TASKS, _adapter,
          lambda s: f"{s.tasks} tasks switched often: one base model plus a small adapter per task "
          f"(MBs each, hot-swapped) instead of {s.tasks} full copies of a {s.params / 1e9:.1f}B model; "
@@ -129,12 +163,13 @@ RULES: tuple[Rule, ...] = (
     Rule("lora-tight", lambda s: s.ok(Method.LORA), lambda s: Method.LORA,
          lambda s: f"{_data_size(s)}: {_why_adapter(s)}; {s.why_not(Method.LORA)} and "
          f"{s.why_not(Method.QLORA)}: it may run out of memory -- try it, or see the changes below"),
-    Rule("nothing-fits", lambda s: True,
-         lambda s: Method.FULL if _n(s) > MANY_EXAMPLES and s.goal != "style" else Method.LORA,
+    Rule("nothing-fits", lambda s: True, _least_bad,
          lambda s: f"{_data_size(s)}, but no training method fits {s.gpus} x {s.hardware} "
          f"({s.memory_gib:g} GiB), the budget and {s.max_hours:g} h as planned: "
-         + "; ".join(s.why_not(m) for m in (Method.LORA, Method.QLORA, Method.FULL))),
+         + "; ".join(s.why_not(m) for m in (Method.LORA, Method.QLORA, Method.FULL))
+         + f"; {_closest(s)}"),
 )
+
 
 
 def _budget_note(s: Situation) -> str:

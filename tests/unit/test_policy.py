@@ -225,6 +225,7 @@ def test_every_method_rule_can_fire(rule):
         "asked-online-rl": dict(online_rl=True, examples=2_000, format="preference"),
         "preference-pairs": dict(examples=2_000, format="preference"),
         "few-examples": dict(examples=20, format="messages"),
+        "few-examples-prompt-too-big": dict(params=30e9, examples=20, format="messages", memory_gib=24),
         "many-tasks": dict(examples=500, format="messages", tasks=5),
         "large-data-full": dict(params=1e9, examples=20_000, format="messages", memory_gib=80),
         "lora-fits": dict(examples=500, format="messages", memory_gib=80),
@@ -297,3 +298,16 @@ def test_a_method_that_does_not_fit_has_no_smaller_micro_batch_that_would(model,
             assert not estimate(spec, method, hardware, smaller, gpus=gpus).fits, (method, batch)
     if (model, gpu) == ("meta-llama/Llama-3.1-8B", "a100-80gb"):
         assert advice.method is Method.FULL and advice.chosen.fits
+
+
+def test_the_pick_fits_in_memory_whenever_some_method_does():
+    """Few examples but the model is too big to prompt: an adapter that fits, not prompting.
+    Nothing ok (over budget / time): the method the data asks for if it fits in memory, else
+    one that does -- never a method that does not fit while another one fits."""
+    few = situation(params=30e9, examples=20, format="messages", lengths_p95=600, memory_gib=24)
+    assert decide(few).method is Method.QLORA and few.candidates[Method.QLORA].fits
+    broke = situation(params=7e9, examples=50_000, format="messages", lengths_p95=600, memory_gib=24,
+                      budget_usd=0.01)
+    choice = decide(broke)
+    assert choice.rule == "nothing-fits" and broke.candidates[choice.method].fits
+    assert not broke.candidates[Method.FULL].fits and choice.method is not Method.FULL
