@@ -22,6 +22,7 @@ from advisor.hyperparams import derive_settings
 from advisor.policy import MANY_EXAMPLES, Choice, choose
 from tunewise.errors import InputError
 from tunewise.methods import Method
+from tunewise.settings import sharding_conflict
 
 if TYPE_CHECKING:
     from advisor.calibration import Calibration
@@ -66,8 +67,11 @@ class AdviceRequest:
                 raise InputError(f"must be positive, got {value}", field=name)
         for name in ("budget_usd", "max_hours", "gpu_mem_gib", "tokens_per_example", "price_usd_per_hour"):
             value = getattr(self, name)
-            if value is not None and not value > 0:
-                raise InputError(f"must be positive, got {value}", field=name)
+            if value is not None and not 0 < value < math.inf:
+                raise InputError(f"must be a positive finite number, got {value}", field=name)
+        strategy, stage = self.overrides.get("strategy"), self.overrides.get("zero_stage")
+        if strategy is not None and stage is not None and (conflict := sharding_conflict(strategy, stage)):
+            raise InputError(conflict, field="zero_stage")
         if self.eval_data and not self.data:
             raise InputError("--eval-data needs --data (the overlap is train vs eval)", field="eval_data")
         normalise_goal(self.goal)
@@ -115,7 +119,11 @@ class Advice:
         )
 
     def write_plan(self, path: str | Path) -> Path:
-        """Write plan.yaml atomically; data paths are stored relative to the plan's folder."""
+        """Write plan.yaml atomically; data paths are stored relative to the plan's folder.
+        A method that cannot run on this hardware as set (`run` would refuse it) is not written."""
+        if not self.chosen.supported:
+            raise InputError(f"plan not written: {self.method.value} cannot run here "
+                             f"({unsupported_reason(self.chosen.estimate)})", path=path)
         path = Path(path)
         data = self.plan.data
         rel = {k: _relative(v, path.parent) for k, v in (("train", data.train), ("eval", data.eval))}
@@ -224,6 +232,9 @@ def _profile(request: AdviceRequest) -> DataProfile | None:
     if needs_pairs and profile.format != "preference":
         raise InputError(f"--method {request.method.value} needs prompt/chosen/rejected pairs; "
                          f"this file is {profile.format}", path=request.data, field="chosen")
+    if request.method in (Method.LORA, Method.QLORA, Method.FULL) and profile.format == "preference":
+        raise InputError(f"--method {request.method.value} trains on prompt/completion, messages or text; this "
+                         "file is preference pairs (use --method dpo, or rlhf)", path=request.data, field="method")
     return profile
 
 

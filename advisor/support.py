@@ -28,6 +28,9 @@ def unsupported_reason(method: Method, settings: TrainSettings, hardware: Hardwa
         return f"paged optimizers need CUDA unified memory, not available on {hardware.name}; use adamw"
     if settings.precision == "bf16" and not hardware.bf16:
         return f"{hardware.name} has no bf16 support; use --precision fp16 (or fp32)"
+    if settings.precision == "fp16" and hardware.kind == "cpu" and method.trains:
+        # the runner refuses it too (runners/_common.py): PyTorch's fp16 GradScaler needs a GPU
+        return "fp16 training is not supported on CPU; use fp32, bf16 or amp"
     return None
 
 

@@ -103,13 +103,20 @@ def test_malformed_data_names_file_line_and_field(tmp_path, content, expect):
     (["--method", "dpo", "--data", "SFT"], "--method dpo needs prompt/chosen/rejected pairs"),
     (["--seq-len", "-5"], "field 'seq_len': must be positive"),
     (["--model", "BADCONFIG"], "config.json"),
+    (["--gpus", "2", "--strategy", "ddp", "--zero-stage", "3"], "zero_stage 3 with strategy ddp"),
+    (["--examples", "10", "--tokens-per-example", "inf"], "must be a positive finite number"),
+    (["--method", "lora", "--data", "PREF"], "this file is preference pairs"),
+    (["--gpu", "cpu", "--precision", "fp16", "--data", "SFT", "--out", "PLAN"], "plan not written"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, expect):
     sft = write_jsonl(tmp_path / "sft.jsonl", chat_rows(200))
+    pref = write_jsonl(tmp_path / "pref.jsonl", [{"prompt": f"q{i}", "chosen": "good", "rejected": "bad"}
+                                                 for i in range(200)])
+    plan = tmp_path / "plan.yaml"
     bad_config = tmp_path / "broken" / "config.json"
     bad_config.parent.mkdir()
     bad_config.write_text('{"model_type": "llama", "hidden_size": ')
-    args = [{"SFT": sft, "BADCONFIG": str(bad_config)}.get(a, a) for a in args]
+    args = [{"SFT": sft, "PREF": pref, "PLAN": str(plan), "BADCONFIG": str(bad_config)}.get(a, a) for a in args]
     base = {"--model": LLAMA7, "--gpu": "rtx-4090"}
     for flag, value in zip(args[::2], args[1::2], strict=True):
         base[flag] = value
@@ -117,6 +124,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, args, expect):
     assert result.exit_code == 2, result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: ") and expect in lines[0], lines
+    assert not plan.exists()
 
 
 @pytest.mark.parametrize("out, expect", [
@@ -137,6 +145,14 @@ def test_an_unwritable_folder_names_the_folder_not_the_temporary_file(tmp_path, 
 
     err = PermissionError(13, "Permission denied", str(tmp_path / "ro" / ".plan.yaml.abc123.tmp"))
     assert cli_module.os_error_line(err) == f"cannot write into {tmp_path / 'ro'}: Permission denied"
+
+
+@pytest.mark.parametrize("flag", ["--probe", "--probe-data"])
+def test_a_probe_without_data_is_refused_before_any_advice_or_plan(tmp_path, flag):
+    plan = tmp_path / "plan.yaml"
+    result = invoke("advise", "--model", LLAMA7, "--gpu", "rtx-4090", flag, "--out", str(plan))
+    assert result.exit_code == 2 and f"{flag} trains on your data: pass --data" in result.stderr
+    assert result.stdout == "" and not plan.exists()
 
 
 # ---------------------------------------------------------------- known facts (real estimator)

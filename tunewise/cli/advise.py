@@ -94,8 +94,12 @@ def command(**opts) -> None:
           --gpu a100-80gb --gpus 8 --budget-usd 500 --json
     """
     from advisor.advise import AdviceRequest, advise
+    from tunewise.errors import InputError
     from tunewise.methods import Method
 
+    if (opts["probe"] or opts["probe_data"]) and not opts["data"]:  # before any advice is printed or written
+        flag = "probe" if opts["probe"] else "probe_data"
+        raise InputError(f"--{flag.replace('_', '-')} trains on your data: pass --data", field=flag)
     overrides = {field: opts[flag] for flag, field in OVERRIDES.items() if opts[flag] is not None}
     request = AdviceRequest(
         model=opts["model"], gpu=opts["gpu"], gpu_mem_gib=opts["gpu_mem_gib"], gpus=opts["gpus"],
