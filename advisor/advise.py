@@ -300,7 +300,7 @@ def _verdict(s: Situation, cand: Candidate, chosen: bool) -> tuple[str, str]:
     for bad, verdict, reason in problems:
         if bad:
             return verdict, reason
-    return "viable", data.reason if data else "fits and is within the budget"
+    return "viable", data.reason if data else ("fits and is within the budget" if s.budget_usd is not None else "fits")
 
 
 def _fixes(s: Situation, chosen: Method, spec: Any) -> dict[Method, list[dict[str, Any]]]:

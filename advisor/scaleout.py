@@ -107,8 +107,8 @@ SHARDING_WHY = {
        "and only gradients are all-reduced (least communication)",
     2: "the weights fit on each GPU but not with their gradients and optimizer states: ZeRO-2 shards those "
        "(same traffic as DDP, ZeRO paper sec. 7.2.1)",
-    3: "the weights themselves do not fit on one GPU: full sharding (FSDP / ZeRO-3) shards them too "
-       "(1.5x DDP's traffic)",
+    3: "sharding the gradients and optimizer states is not enough: full sharding (FSDP / ZeRO-3) shards "
+       "the weights too (1.5x DDP's traffic)",
 }
 OFFLOAD_WHY = "weights, gradients and optimizer states go to CPU RAM (last resort: PCIe traffic every step)"
 

@@ -16,6 +16,7 @@ them; `opt_in()` sets them for one command and restores them afterwards.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Iterator
@@ -55,6 +56,9 @@ def default_offline() -> None:
     """Offline unless the user said otherwise (called by the CLI before any hub import)."""
     for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
         os.environ.setdefault(var, "1")
+    # The `kernels` package (hub kernels transformers may use) warns on every load that offline
+    # it cannot check a kernel's publisher: a library line before each one-line input error.
+    logging.getLogger("kernels").setLevel(logging.ERROR)
 
 
 @contextmanager

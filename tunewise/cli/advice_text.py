@@ -67,8 +67,9 @@ def _table(advice: Advice) -> list[str]:
     fmt = "  ".join(f"{{:{'>' if i == 2 else '<'}{w}}}" for i, w in enumerate(widths))
     out = [fmt.format(*header), fmt.format(*("-" * w for w in widths))]
     out = [line.rstrip() for line in out + [fmt.format(*r) for r in rows]]
+    # a viable method that merely fits says nothing the table does not
     reasons = [(c.method.value, c.verdict_reason) for c in advice.candidates.values()
-               if c.verdict != "recommended" or not c.fits]
+               if (c.verdict != "recommended" or not c.fits) and not (c.verdict == "viable" and c.verdict_reason == "fits")]
     out += [f"  {m}: {r}" for m, r in reasons if r]
     return out
 
