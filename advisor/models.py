@@ -193,6 +193,10 @@ class _Config:
         return tuple(value)
 
 
+# Larger than any model that exists by ~100x (the largest open ones are ~2e12 parameters).
+MAX_PARAMS = 1e14
+
+
 def spec_from_config(
     data: dict[str, Any], *, name: str, source: str, path: Path | None = None, url: str = ""
 ) -> ModelSpec:
@@ -208,4 +212,8 @@ def spec_from_config(
     from advisor import param_count  # the per-family arithmetic lives there
 
     fields = param_count.count(family, cfg)
+    if fields["params"] > MAX_PARAMS:  # every field positive, yet no model anyone trains
+        raise InputError(f"its sizes give {fields['params']:.3g} parameters (over {MAX_PARAMS:.0e}): check "
+                         "hidden_size, intermediate_size, num_hidden_layers and vocab_size", path=path,
+                         field="hidden_size")
     return ModelSpec(name=name, family=family, source=source, config_url=url or str(path or ""), **fields)

@@ -105,6 +105,8 @@ def test_multimodal_config_uses_its_text_config(tmp_path):
     ({"model_type": "t5", "d_model": 512}, "model_type"),
     ({"model_type": "llama", "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
       "intermediate_size": 128, "vocab_size": 100, "tie_word_embeddings": "yes"}, "tie_word_embeddings"),
+    ({"model_type": "llama", "hidden_size": 10**9, "num_hidden_layers": 10**6, "num_attention_heads": 8,
+      "intermediate_size": 10**9, "vocab_size": 100}, "hidden_size"),
 ])
 def test_malformed_config_names_the_file_and_field(tmp_path, body, field):
     path = tmp_path / "config.json"
