@@ -45,7 +45,8 @@ class SFTRunner:
 
         ctx, plan = self.ctx, self.ctx.plan
         if plan.init_from:
-            raise InputError("init_from is only supported for dpo runs", field="init_from")
+            raise InputError(f"--init-from continues an SFT run with dpo or rlhf; a {plan.method.value} run starts "
+                             "from the base model", field="init_from")
         resolve_learning_rate(ctx, adapter=self.adapter)
         self.tokenizer = load_tokenizer(self.base_ref)
         data = read_training_rows(plan.data.train, plan.method)
