@@ -12,15 +12,17 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tunewise.atomic import atomic_write_yaml
+from tunewise.data import FORMATS
 from tunewise.errors import InputError
 from tunewise.methods import Method
 from tunewise.schema import check_schema, from_mapping, read_yaml, stamp, to_mapping
-from tunewise.settings import TrainSettings
+from tunewise.settings import MAX_GPUS, TrainSettings
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,11 @@ class DataSpec:
     format: str | None = None  # prompt_completion | messages | text | preference
     general: str | None = None  # replay data; None: the bundled general corpus
 
+    def __post_init__(self) -> None:
+        """A misspelt format would only fail when the runner reads the data: refuse it here."""
+        if self.format is not None and self.format not in FORMATS:
+            raise InputError(f"expected one of {', '.join(FORMATS)}, got {self.format!r}", field="data.format")
+
 
 @dataclass(frozen=True)
 class HardwareSpec:
@@ -38,8 +45,11 @@ class HardwareSpec:
     memory_gib: float | None = None
 
     def __post_init__(self) -> None:
-        if self.count <= 0:
-            raise InputError(f"must be positive, got {self.count}", field="hardware.count")
+        if not 0 < self.count <= MAX_GPUS:
+            raise InputError(f"must be in 1..{MAX_GPUS}, got {self.count}", field="hardware.count")
+        if self.memory_gib is not None and not 0 < self.memory_gib < math.inf:  # NaN fails too
+            raise InputError(f"must be a positive finite number, got {self.memory_gib}",
+                             field="hardware.memory_gib")
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,15 @@ from tunewise.errors import InputError
 OPTIMIZERS = ("adamw", "adamw-8bit", "paged-adamw-8bit", "sgd")
 PRECISIONS = ("bf16", "fp16", "fp32", "amp")
 STRATEGIES = ("ddp", "fsdp", "deepspeed")
+# transformers' SchedulerType values (lr_scheduler_type), copied so that a plan is checked
+# without importing transformers; tests/unit/test_settings_checks.py keeps the two equal.
+LR_SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
+                 "inverse_sqrt", "reduce_lr_on_plateau", "cosine_with_min_lr", "cosine_warmup_with_min_lr",
+                 "warmup_stable_decay", "greedy")
+MAX_SEED = 2**32 - 1  # numpy's RandomState (seeded by transformers' set_seed) takes 0..2**32-1
+# More devices than any one training job has used: a count beyond it is a typo, and the
+# arithmetic of memory, traffic and cost would run on nonsense.
+MAX_GPUS = 65536
 # The usual engine for a ZeRO stage when none is named: 1-2 DeepSpeed, 3 FSDP full shard.
 STAGE_STRATEGY = {0: "ddp", 1: "deepspeed", 2: "deepspeed", 3: "fsdp"}
 
@@ -90,6 +99,7 @@ class TrainSettings:
             if not 0 <= getattr(self, name) < 1:
                 raise InputError(f"must be in [0, 1), got {getattr(self, name)}", field=name)
         self._check_positive_finite()
+        self._check_trainer_args()
         self._check_rlhf()
         if self.num_fewshot < 0:
             raise InputError(f"must be >= 0, got {self.num_fewshot}", field="num_fewshot")
@@ -106,6 +116,17 @@ class TrainSettings:
             value = getattr(self, name)
             if not 0 < value < math.inf:  # written this way round so that NaN fails too
                 raise InputError(f"must be a positive finite number, got {value}", field=name)
+
+    def _check_trainer_args(self) -> None:
+        """Values the runner hands to transformers/PEFT/numpy, which would only fail (or
+        train nonsense) minutes into a run: refuse them here, naming the field."""
+        _choice("lr_scheduler", self.lr_scheduler, LR_SCHEDULERS)
+        if self.lora_alpha is not None and self.lora_alpha <= 0:
+            raise InputError(f"must be positive, got {self.lora_alpha}", field="lora_alpha")
+        if not 0 <= self.weight_decay < math.inf:  # NaN fails too
+            raise InputError(f"must be a finite number >= 0, got {self.weight_decay}", field="weight_decay")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise InputError(f"must be in 0..{MAX_SEED} (numpy's seed range), got {self.seed}", field="seed")
 
     def _check_rlhf(self) -> None:
         if not 0 <= self.rlhf_beta < math.inf:
