@@ -7,6 +7,7 @@ every candidate method.  `Estimate.to_dict()` is the "Estimate" artifact of DESI
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +20,7 @@ from advisor.support import hardware_warnings, unsupported_reason
 from tunewise.errors import InputError
 from tunewise.methods import Method
 from tunewise.schema import stamp
-from tunewise.settings import TrainSettings
+from tunewise.settings import MAX_GPUS, TrainSettings
 
 if TYPE_CHECKING:
     from advisor.calibration import Calibration
@@ -175,12 +176,39 @@ def _calibrated(calibration: Calibration | None, spec: ModelSpec, method: Method
 
 
 def _check_sizes(gpus, tokens, examples, avg, price) -> None:
+    """The user's counts and numbers, before any arithmetic: positive and finite (NaN or
+    infinity would crash the token count or print `$inf` and invalid JSON), at most
+    MAX_GPUS devices, and tokens or examples, not both (neither would silently win)."""
     for name, value in (("gpus", gpus), ("tokens", tokens), ("examples", examples),
                         ("avg_tokens_per_example", avg)):
-        if value is not None and value <= 0:
-            raise InputError(f"must be positive, got {value}", field=name)
-    if price is not None and price < 0:
-        raise InputError(f"must not be negative, got {price}", field="price")
+        if value is not None and not 0 < value < math.inf:  # written this way round so that NaN fails too
+            raise InputError(f"must be a positive finite number, got {value}", field=name)
+    if gpus > MAX_GPUS:
+        raise InputError(f"must be at most {MAX_GPUS:,} (more devices than any training job uses), got {gpus:,}",
+                         field="gpus")
+    if price is not None and not 0 <= price < math.inf:
+        raise InputError(f"must be a finite number >= 0, got {price}", field="price")
+    if tokens is not None and examples is not None:
+        raise InputError("give --tokens (per epoch) or --examples (x --tokens-per-example), not both",
+                         field="tokens")
+
+
+def check_lora_rank(spec: ModelSpec, method: Method, settings: TrainSettings, knobs: MemoryKnobs | None = None) -> None:
+    """A rank above the smallest targeted dimension adds parameters but no expressiveness
+    (rank(BA) <= min(d_in, d_out)) and is always a typo at that size: refuse it, naming the
+    field.  Dense linears and lm_head/embeddings count; MoE routers (d_out = experts) do not.
+    For ranks the user gave (the CLI calls it); the policy's own ranks are not checked here."""
+    adapter = _adapter(spec, Method(method), settings, knobs or MemoryKnobs())
+    if adapter is None:
+        return
+    rank = settings.lora_rank
+    dims = [min(i, o) for p, i, o in spec.layer_linears if p in adapter.modules]
+    dims += [spec.hidden for name in adapter.modules if name not in {p for p, _, _ in spec.layer_linears}
+             and not name.startswith("experts.")]
+    limit = min(dims) if dims else spec.hidden
+    if rank > limit:
+        raise InputError(f"{rank:,} exceeds {limit:,}, the smallest dimension of the targeted modules of "
+                         f"{spec.name}: a LoRA rank cannot usefully exceed min(d_in, d_out)", field="lora_rank")
 
 
 def _adapter(spec: ModelSpec, method: Method, settings: TrainSettings, knobs: MemoryKnobs) -> AdapterPlan | None:

@@ -10,16 +10,20 @@ source and date).  Users add devices or override prices with a YAML file of the 
 
 Lookup: exact name or alias (case, spaces, dashes and underscores ignored), then the
 regex `patterns` in table order, more specific rows first ("h100 pcie" before "h100"), so
-device strings such as "NVIDIA H100 PCIe" resolve.  An unknown name is an error asking for
---gpu-mem-gib: we never guess a memory size (nanochat `get_peak_flops` does the same for
-FLOP/s: an unknown GPU is reported, not guessed).
+device strings such as "NVIDIA H100 PCIe" resolve.  A pattern matches whole tokens only:
+no letter or digit may touch either end of the match, so "a100" finds "NVIDIA A100-SXM4-80GB"
+but not "rtx-a1000" (an 8 GB card), and "h200" not "gh200".  An unknown name is an error
+naming the close catalog names and asking for --gpu-mem-gib: we never guess a memory size
+(nanochat `get_peak_flops` does the same for FLOP/s: an unknown GPU is reported, not guessed).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import functools
 import json
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -35,6 +39,23 @@ CATALOG_PATH = Path(__file__).with_name("hardware_catalog.json")
 # and desktop keep some RAM (assumption: 15%).  CUDA memory is what the device reports; the
 # CUDA context is counted in the estimate's overhead instead.
 USABLE_FRACTION = {"gpu": 1.0, "apple": 0.75, "cpu": 0.85}
+
+
+# Optional numbers of a row: positive where zero makes no sense (a peak, a bandwidth, a
+# core count), non-negative where zero is real (a free device, no fixed step overhead).
+_POSITIVE_FIELDS = ("bf16_tflops", "fp32_tflops", "memory_bandwidth_gbs", "interconnect_gbs", "cores")
+_NON_NEGATIVE_FIELDS = ("usd_per_hour", "step_overhead_s")
+
+
+def _check_number(name: str, value: float | None, *, optional: bool = False, zero_ok: bool = False) -> None:
+    """`value` is a finite number above zero (or at least zero with `zero_ok`); None passes
+    when `optional`.  Written with math.isfinite so that NaN and infinity fail too."""
+    if value is None and optional:
+        return
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value < 0 or (value == 0 and not zero_ok):
+        wanted = "a finite number >= 0" if zero_ok else "a positive finite number"
+        raise InputError(f"must be {wanted}, got {value!r}", field=name)
 
 
 @dataclass(frozen=True)
@@ -72,14 +93,23 @@ class Hardware:
     interconnect_source: str = ""
 
     def __post_init__(self) -> None:
+        """Every number feeds memory, time and cost: NaN or infinity would print `$inf` or
+        invalid JSON, a negative time a negative cost, so each must be finite and in range."""
         if self.kind not in USABLE_FRACTION:
             raise InputError(f"expected gpu, apple or cpu, got {self.kind!r}", field="kind")
-        if not self.memory_gib or self.memory_gib <= 0:
-            raise InputError(f"must be positive, got {self.memory_gib}", field="memory_gib")
-        for name in ("bf16_tflops", "fp32_tflops", "usd_per_hour", "interconnect_gbs"):
-            value = getattr(self, name)
-            if value is not None and value < 0:
-                raise InputError(f"must not be negative, got {value}", field=name)
+        _check_number("memory_gib", self.memory_gib)
+        for name in _POSITIVE_FIELDS:
+            _check_number(name, getattr(self, name), optional=True)
+        for name in _NON_NEGATIVE_FIELDS:
+            _check_number(name, getattr(self, name), optional=True, zero_ok=True)
+
+    def default_precision(self) -> str:
+        """The precision to train in when the user names none: bf16 where the device has it,
+        else fp16 (T4, Apple M1), and fp32 on CPUs (no fast 16-bit matmuls without AMX);
+        the same rules as advisor/hyperparams.py's precision rules."""
+        if self.kind == "cpu":
+            return "fp32"
+        return "bf16" if self.bf16 else "fp16"
 
     @property
     def usable_gib(self) -> float:
@@ -112,19 +142,14 @@ def resolve_hardware(
 
     name None: the CPU of this machine (its RAM unless `memory_gib` is given).
     """
-    if memory_gib is not None and memory_gib <= 0:
-        raise InputError(f"must be positive, got {memory_gib}", field="gpu_mem_gib")
+    if memory_gib is not None:
+        _check_number("gpu_mem_gib", memory_gib)
     rows = list_hardware(catalog_path)
     wanted = (name or "cpu").strip()
     found = _find(rows, wanted)
     if found is None:
         if memory_gib is None:
-            known = ", ".join(r.name for r in rows)
-            raise UnknownHardwareError(
-                f"unknown GPU {wanted!r}; pass --gpu-mem-gib with its memory in GiB "
-                f"(or add it with --hardware-file). Known: {known}",
-                field="gpu",
-            )
+            raise UnknownHardwareError(_unknown_message(rows, wanted), field="gpu")
         return Hardware(name=wanted, kind="gpu", memory_gib=float(memory_gib), bf16_tflops=None,
                         note="user-described device: memory only, no FLOP/s or price on file")
     if memory_gib is not None:
@@ -142,9 +167,39 @@ def _find(rows: list[Hardware], wanted: str) -> Hardware | None:
         if key == _norm(row.name) or key in {_norm(a) for a in row.aliases}:
             return row
     for row in rows:  # table order: more specific patterns first
-        if any(re.search(p, wanted.lower()) for p in row.patterns):
+        if any(_token_regex(p).search(wanted.lower()) for p in row.patterns):
             return row
     return None
+
+
+@functools.cache
+def _token_regex(pattern: str) -> re.Pattern[str]:
+    """`pattern` as a whole-token match: no letter or digit right before or after it, so
+    that "a100" does not find the 8 GB "rtx-a1000" nor "h200" the "gh200"."""
+    return re.compile(rf"(?<![a-z0-9])(?:{pattern})(?![a-z0-9])")
+
+
+def _close_names(rows: list[Hardware], wanted: str, limit: int = 4) -> list[str]:
+    """Catalog rows whose name or an alias is like `wanted` or like one of its model numbers
+    (a device string such as "NVIDIA GH200 480GB" is compared word by word too), best first."""
+    words = re.split(r"[^a-z0-9]+", wanted.lower())
+    queries = {_norm(wanted), *(w for w in words if len(w) >= 3 and any(c.isdigit() for c in w))}
+    scores: dict[str, float] = {}
+    for row in rows:
+        for name in (row.name, *row.aliases):
+            key = _norm(name)
+            score = max(difflib.SequenceMatcher(None, q, key).ratio() for q in queries)
+            if score >= 0.7:
+                scores[row.name] = max(score, scores.get(row.name, 0.0))
+    return sorted(scores, key=lambda n: -scores[n])[:limit]
+
+
+def _unknown_message(rows: list[Hardware], wanted: str) -> str:
+    """One line for a name no row matches: the close catalog names, then how to go on."""
+    near = _close_names(rows, wanted)
+    hint = f"close names: {', '.join(near)}" if near else "no close name in the catalog"
+    return (f"unknown GPU {wanted!r} ({hint}; `tunewise estimate --list-hardware` lists all); "
+            "pass --gpu-mem-gib with its memory in GiB (or add it with --hardware-file)")
 
 
 @functools.cache
@@ -161,6 +216,8 @@ def _build(row: dict[str, Any], path: Path | None = None, where: str = "") -> Ha
     if unknown:
         raise InputError(f"unknown key {unknown[0]!r}", path=path, field=where + unknown[0])
     row = dict(row)
+    if path is not None:
+        _check_names(row, path, where)
     for key in ("aliases", "patterns"):
         row[key] = tuple(row.get(key) or ())
     if row.get("memory_gib") is None and row.get("kind") == "cpu":
@@ -177,6 +234,38 @@ def _build(row: dict[str, Any], path: Path | None = None, where: str = "") -> Ha
         raise InputError(f"invalid hardware row: {exc}", path=path, field=where.rstrip(".") or None) from None
     except InputError as exc:
         raise InputError(exc.message, path=path, field=where + (exc.field or "")) from None
+
+
+def _check_names(row: dict[str, Any], path: Path, where: str) -> None:
+    """A user row's aliases and patterns: lists of strings, each pattern a valid regex.
+    Checked when the file loads, so that a broken pattern is named with its file and field
+    instead of failing as re.error at the first lookup that reaches it."""
+    for key in ("aliases", "patterns"):
+        values = row.get(key) or []
+        if not isinstance(values, list):
+            raise InputError(f"expected a list of strings, got {type(values).__name__}", path=path, field=where + key)
+        for j, value in enumerate(values):
+            field = f"{where}{key}[{j}]"
+            if not isinstance(value, str) or not value.strip():
+                raise InputError(f"expected a non-empty string, got {value!r}", path=path, field=field)
+            if key == "patterns":
+                _check_pattern(value, path, field)
+
+
+def _check_pattern(pattern: str, path: Path, field: str) -> None:
+    try:  # alone too: wrapping may balance a stray parenthesis ("a)|(b")
+        re.compile(pattern)
+        _token_regex(pattern)
+    except (re.error, OverflowError, RecursionError) as exc:
+        raise InputError(f"not a valid regular expression: {exc}", path=path, field=field) from None
+
+
+def _check_price(price: Any, path: Path, field: str) -> float:
+    """A price from the user's file: a finite number >= 0 (0: a device you already own)."""
+    ok = isinstance(price, int | float) and not isinstance(price, bool) and math.isfinite(price) and price >= 0
+    if not ok:
+        raise InputError(f"expected a finite number >= 0, got {price!r}", path=path, field=field)
+    return float(price)
 
 
 def _apply_user_file(rows: list[dict[str, Any]], path: Path) -> list[dict[str, Any]]:
@@ -206,9 +295,8 @@ def _apply_user_file(rows: list[dict[str, Any]], path: Path) -> list[dict[str, A
         key = _norm(str(name))
         if key not in by_name:
             raise InputError(f"no hardware named {name!r}", path=path, field=f"prices.{name}")
-        if not isinstance(price, int | float) or price < 0:
-            raise InputError(f"expected a non-negative number, got {price!r}", path=path, field=f"prices.{name}")
-        rows[by_name[key]] = {**rows[by_name[key]], "usd_per_hour": float(price),
+        price = _check_price(price, path, f"prices.{name}")
+        rows[by_name[key]] = {**rows[by_name[key]], "usd_per_hour": price,
                               "price_source": f"user file {path.name}", "price_date": ""}
     return rows
 

@@ -76,6 +76,16 @@ def test_sequence_beyond_the_model_maximum_is_a_warning():
     (("--model", "gpt2", "--zero-stage", "5"), "zero_stage"),
     (("--model", "gpt2", "--gpu", "rtx-4090", "--gpu-mem-gib", "-1"), "gpu_mem_gib"),
     (("--model", "gpt2", "--lora-targets", "nothing_here"), "lora_targets"),
+    (("--model", "gpt2", "--examples", "10", "--tokens-per-example", "nan"), "avg_tokens_per_example"),
+    (("--model", "gpt2", "--examples", "10", "--tokens-per-example", "inf"), "avg_tokens_per_example"),
+    (("--model", "gpt2", "--gpu", "rtx-4090", "--examples", "10", "--price", "inf"), "price"),
+    (("--model", "gpt2", "--gpu", "rtx-4090", "--examples", "10", "--price", "nan"), "price"),
+    (("--model", "gpt2", "--gpu", "foo", "--gpu-mem-gib", "inf"), "gpu_mem_gib"),
+    (("--model", "gpt2", "--gpu", "foo", "--gpu-mem-gib", "nan"), "gpu_mem_gib"),
+    (("--model", "gpt2", "--gpu", "rtx-a1000"), "rtx-a6000"),
+    (("--model", "gpt2", "--gpus", "100000000"), "field 'gpus': must be at most 65,536"),
+    (("--model", "meta-llama/Llama-3.1-8B", "--lora-rank", "100000000"), "field 'lora_rank'"),
+    (("--model", "gpt2", "--examples", "10", "--tokens", "5000000"), "not both"),
 ])
 def test_bad_input_is_one_line_exit_2(args, needle):
     result = invoke(*args)
@@ -105,3 +115,50 @@ def test_inter_node_choices_are_the_advisors_networks_default_first():
 
     assert set(CHOICES) == set(INTER_NODE)
     assert CHOICES[0] == DEFAULT_INTER_NODE
+
+
+def test_lora_rank_is_capped_by_the_smallest_targeted_dimension():
+    # Llama-3.1-8B: k_proj/v_proj map 4096 -> 1024 (GQA), q_proj/o_proj 4096 -> 4096
+    as_json("--model", "meta-llama/Llama-3.1-8B", "--lora-targets", "q_proj,v_proj", "--lora-rank", "1024")
+    result = invoke("--model", "meta-llama/Llama-3.1-8B", "--lora-targets", "q_proj,v_proj", "--lora-rank", "1025")
+    assert result.exit_code == 2 and "field 'lora_rank'" in result.output and "1,024" in result.output
+    as_json("--model", "meta-llama/Llama-3.1-8B", "--lora-targets", "q_proj,o_proj", "--lora-rank", "4096")
+    as_json("--model", "meta-llama/Llama-3.1-8B", "--method", "full", "--lora-rank", "100000")  # no adapter
+
+
+def test_precision_follows_the_device_unless_given():
+    t4 = as_json("--model", "meta-llama/Llama-3.1-8B", "--gpu", "t4")
+    assert t4["supported"] and t4["settings"]["precision"] == "fp16"
+    assert any("precision fp16: the default on t4" in a for a in t4["assumptions"])
+    m1 = as_json("--model", "meta-llama/Llama-3.1-8B", "--gpu", "apple-m1-16gb")
+    assert m1["supported"] and m1["settings"]["precision"] == "fp16"
+    assert as_json("--model", "gpt2", "--gpu", "cpu")["settings"]["precision"] == "fp32"
+    assert as_json("--model", "gpt2", "--gpu", "rtx-4090")["settings"]["precision"] == "bf16"
+    chosen = as_json("--model", "meta-llama/Llama-3.1-8B", "--gpu", "t4", "--precision", "bf16")
+    assert not chosen["supported"] and "bf16" in chosen["reason"]  # what the user asked for, refused
+    assert not any(a.startswith("precision ") for a in chosen["assumptions"])
+
+
+def test_json_never_holds_nan_or_infinity(tmp_path):
+    # a finite but absurd peak makes time x price overflow: the JSON says null, not Infinity
+    hw = tmp_path / "hw.yaml"
+    hw.write_text("hardware: [{name: slow, memory_gib: 80, bf16_tflops: 1.0e-300, usd_per_hour: 1.0e+300}]\n")
+    result = invoke("--model", "gpt2", "--gpu", "slow", "--hardware-file", str(hw), "--tokens", "1000000000",
+                    "--no-history", "--json")
+    assert result.exit_code == 0, result.output
+
+    def refuse(constant):
+        raise AssertionError(f"{constant} in the JSON")
+
+    d = json.loads(result.output, parse_constant=refuse)
+    assert d["cost_usd"] is None and any("cost_usd overflowed" in w for w in d["warnings"])
+    text = invoke("--model", "gpt2", "--gpu", "slow", "--hardware-file", str(hw), "--tokens", "1000000000",
+                  "--no-history")
+    assert text.exit_code == 0 and "$inf" not in text.output
+
+
+def test_finite_json_turns_non_finite_floats_into_null():
+    from tunewise.cli.estimate import finite_json
+
+    value = {"a": float("nan"), "b": [1.5, float("inf"), {"c": -float("inf")}], "d": "inf", "e": 2}
+    assert finite_json(value) == {"a": None, "b": [1.5, None, {"c": None}], "d": "inf", "e": 2}

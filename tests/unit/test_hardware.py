@@ -97,3 +97,105 @@ def test_paged_and_8bit_optimizers_are_unsupported_on_apple():
 def test_several_gpus_need_gpu_devices():
     est = estimate(resolve_model("gpt2"), Method.LORA, resolve_hardware("cpu", 16), TrainSettings(), gpus=2)
     assert not est.supported and "--gpus 2" in est.reason
+
+
+@pytest.mark.parametrize("device,expected", [
+    ("NVIDIA GeForce RTX 4060 Ti", "rtx-4060ti-16gb"),
+    ("NVIDIA RTX A6000", "rtx-a6000"),
+    ("NVIDIA RTX 6000 Ada Generation", "rtx-6000-ada"),
+    ("NVIDIA A10G", "a10g"),
+    ("NVIDIA L4", "l4"),
+    ("NVIDIA H100 NVL", "h100-nvl"),
+    ("NVIDIA H200", "h200"),
+    ("NVIDIA B200", "b200"),
+    ("AMD Instinct MI300X", "mi300x"),
+    ("h100-sxm5-80gb", "h100-sxm"),
+    ("a100_80", "a100-80gb"),
+])
+def test_real_device_strings_still_resolve(device, expected):
+    assert resolve_hardware(device).name == expected
+
+
+@pytest.mark.parametrize("device,close", [("rtx-a1000", "rtx-a6000"), ("gh200", "h200"), ("NVIDIA GH200 480GB", "h200")])
+def test_a_pattern_matches_whole_tokens_not_a_longer_name(device, close):
+    # "a100" inside "rtx-a1000" (an 8 GB card) or "h200" inside "gh200" is another device
+    with pytest.raises(UnknownHardwareError) as exc:
+        resolve_hardware(device)
+    assert exc.value.field == "gpu" and "--gpu-mem-gib" in exc.value.message
+    assert close in exc.value.message.split("close names: ")[1].split(";")[0].split(", ")
+
+
+def test_unknown_gpu_lists_close_names_not_the_whole_catalog():
+    with pytest.raises(UnknownHardwareError) as exc:
+        resolve_hardware("rtx-4091")
+    assert "rtx-4090" in exc.value.message and "mi300x" not in exc.value.message
+
+
+def _hw_file(tmp_path, text):
+    path = tmp_path / "hw.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_a_user_pattern_that_is_no_regex_is_named_when_the_file_loads(tmp_path):
+    path = _hw_file(tmp_path, 'hardware: [{name: g1, memory_gib: 24, bf16_tflops: 100, patterns: ["[unclosed"]}]\n')
+    with pytest.raises(InputError, match="not a valid regular expression") as exc:
+        resolve_hardware("zzz", catalog_path=path)
+    assert exc.value.path == str(path) and exc.value.field == "hardware[0].patterns[0]"
+
+
+@pytest.mark.parametrize("patterns,field", [('"g1"', "hardware[0].patterns"), ("[3]", "hardware[0].patterns[0]"),
+                                             ('["a)|(b"]', "hardware[0].patterns[0]")])
+def test_user_patterns_must_be_a_list_of_valid_regex_strings(tmp_path, patterns, field):
+    path = _hw_file(tmp_path, f"hardware: [{{name: g1, memory_gib: 24, bf16_tflops: 100, patterns: {patterns}}}]\n")
+    with pytest.raises(InputError) as exc:
+        list_hardware(path)
+    assert exc.value.field == field
+
+
+def test_user_patterns_match_whole_tokens_too(tmp_path):
+    path = _hw_file(tmp_path, 'hardware: [{name: lab, memory_gib: 24, bf16_tflops: 100, patterns: ["x9"]}]\n')
+    assert resolve_hardware("Acme X9 PCIe", catalog_path=path).name == "lab"
+    with pytest.raises(UnknownHardwareError):
+        resolve_hardware("acme-x90", catalog_path=path)
+
+
+@pytest.mark.parametrize("row_or_prices,field", [
+    ("hardware: [{name: g1, memory_gib: .nan, bf16_tflops: 100}]", "hardware[0].memory_gib"),
+    ("hardware: [{name: g1, memory_gib: .inf, bf16_tflops: 100}]", "hardware[0].memory_gib"),
+    ("hardware: [{name: g1, memory_gib: 24, bf16_tflops: .nan}]", "hardware[0].bf16_tflops"),
+    ("hardware: [{name: g1, memory_gib: 24, bf16_tflops: .inf}]", "hardware[0].bf16_tflops"),
+    ("hardware: [{name: g1, memory_gib: 24, bf16_tflops: 100, usd_per_hour: .nan}]", "hardware[0].usd_per_hour"),
+    ("hardware: [{name: g1, memory_gib: 24, bf16_tflops: 100, step_overhead_s: -1000}]",
+     "hardware[0].step_overhead_s"),
+    ("hardware: [{name: g1, memory_gib: 24, bf16_tflops: 100, interconnect_gbs: .inf}]",
+     "hardware[0].interconnect_gbs"),
+    ("prices: {rtx-4090: .nan}", "prices.rtx-4090"),
+    ("prices: {rtx-4090: .inf}", "prices.rtx-4090"),
+    ("prices: {rtx-4090: true}", "prices.rtx-4090"),
+])
+def test_user_file_numbers_must_be_finite_and_in_range(tmp_path, row_or_prices, field):
+    path = _hw_file(tmp_path, row_or_prices + "\n")
+    with pytest.raises(InputError) as exc:
+        list_hardware(path)
+    assert exc.value.path == str(path) and exc.value.field == field
+
+
+def test_a_free_device_and_no_step_overhead_are_fine(tmp_path):
+    path = _hw_file(tmp_path, "hardware: [{name: g1, memory_gib: 24, bf16_tflops: 100, step_overhead_s: 0}]\n"
+                              "prices: {g1: 0}\n")
+    row = resolve_hardware("g1", catalog_path=path)
+    assert (row.usd_per_hour, row.step_overhead_s) == (0, 0)
+
+
+@pytest.mark.parametrize("memory", [float("nan"), float("inf"), -1.0])
+def test_memory_override_must_be_finite(memory):
+    with pytest.raises(InputError) as exc:
+        resolve_hardware("my-card", memory)
+    assert exc.value.field == "gpu_mem_gib"
+
+
+@pytest.mark.parametrize("device,precision", [("rtx-4090", "bf16"), ("t4", "fp16"), ("apple-m1-16gb", "fp16"),
+                                              ("apple-m2-16gb", "bf16"), ("cpu", "fp32")])
+def test_default_precision_follows_the_device(device, precision):
+    assert resolve_hardware(device, 16).default_precision() == precision

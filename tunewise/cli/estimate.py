@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import click
 
@@ -93,7 +94,7 @@ def command(**opts) -> None:
         out = result.to_dict()  # estimate/v1: an applied calibration shows in `assumptions`
         if traced is not None:
             out["trace"] = traced
-        click.echo(json.dumps(out, indent=2))
+        click.echo(json.dumps(finite_json(out), indent=2, allow_nan=False))
     else:
         click.echo(render(result))
         if calibration is not None:
@@ -108,7 +109,7 @@ def run_estimate(opts: dict):
     """Build the inputs from the parsed flags and call advisor.estimate.estimate.
 
     Returns (estimate, calibration or None)."""
-    from advisor.estimate import estimate
+    from advisor.estimate import check_lora_rank, estimate
     from advisor.hardware import resolve_hardware
     from advisor.memory import MemoryKnobs
     from advisor.models import resolve_model
@@ -117,17 +118,59 @@ def run_estimate(opts: dict):
 
     given = {k: opts[k] for k in SETTINGS_FLAGS if opts.get(k) is not None}
     given.update(layout_settings(opts.get("strategy"), opts.get("zero_stage")))
+    hardware = resolve_hardware(opts["gpu"], opts["gpu_mem_gib"], opts["hardware_file"])
+    precision_note = _default_precision(given, hardware)
     settings = TrainSettings(**given)
     spec = resolve_model(opts["model"])
-    hardware = resolve_hardware(opts["gpu"], opts["gpu_mem_gib"], opts["hardware_file"])
+    method, knobs = parse_method(opts["method"]), MemoryKnobs(preference_adapter=opts["preference_adapter"])
+    check_lora_rank(spec, method, settings, knobs)
     calibration = _calibration(opts, hardware)
     result = estimate(
-        spec, parse_method(opts["method"]), hardware, settings, gpus=opts["gpus"], tokens=opts["tokens"],
+        spec, method, hardware, settings, gpus=opts["gpus"], tokens=opts["tokens"],
         examples=opts["examples"], avg_tokens_per_example=opts["tokens_per_example"],
-        price_usd_per_hour=opts["price"], knobs=MemoryKnobs(preference_adapter=opts["preference_adapter"]),
+        price_usd_per_hour=opts["price"], knobs=knobs,
         calibration=calibration, nodes=opts.get("num_nodes", 1), inter_node=opts.get("inter_node") or INTER_NODE[0],
     )
+    if precision_note:
+        result.assumptions.append(precision_note)
+    _drop_overflow(result)
     return result, calibration
+
+
+def _drop_overflow(result) -> None:
+    """Finite but absurd inputs (a price of 1e300 $/h) can overflow time x price to infinity:
+    report no time/cost and say why, instead of printing `$inf` or writing invalid JSON."""
+    for name in ("time_hours", "cost_usd"):
+        value = getattr(result, name)
+        if value is not None and not math.isfinite(value):
+            setattr(result, name, None)
+            result.warnings.append(f"{name} overflowed to {value} (check --price, --tokens and the hardware "
+                                   "numbers): not reported")
+
+
+def _default_precision(given: dict, hardware) -> str | None:
+    """Without --precision, train in what the device supports (bf16, else fp16; fp32 on CPU)
+    rather than a fixed bf16 that a T4 or an M1 cannot run.  Sets it in `given` and returns
+    the assumption line that says so; None when the user chose."""
+    if "precision" in given:
+        return None
+    given["precision"] = precision = hardware.default_precision()
+    why = {"fp32": "a CPU has no fast 16-bit matmuls", "fp16": f"{hardware.name} has no bf16",
+           "bf16": f"{hardware.name} supports bf16"}[precision]
+    return f"precision {precision}: the default on {hardware.name} ({why}); pass --precision to choose"
+
+
+def finite_json(value):
+    """`value` with every NaN or infinite float as null: the estimate/v1 JSON stays valid JSON
+    (json.dumps would write NaN/Infinity, which strict parsers refuse) even where a very large
+    but finite input overflows a product."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite_json(v) for v in value]
+    return value
 
 
 def layout_settings(strategy: str | None, zero_stage: int | None) -> dict:
