@@ -163,6 +163,13 @@ def advise(request: AdviceRequest) -> Advice:
     from advisor.models import resolve_model
 
     spec = resolve_model(request.model)
+    if "lora_rank" in request.overrides:  # a rank the user gave: refuse one beyond the model's sizes
+        from advisor.estimate import check_lora_rank
+        from tunewise.settings import TrainSettings
+
+        targets = request.overrides.get("lora_targets") or "all-linear"
+        check_lora_rank(spec, Method.LORA, TrainSettings(lora_rank=request.overrides["lora_rank"],
+                                                         lora_targets=targets))
     hw = resolve_hardware(request.gpu, request.gpu_mem_gib, catalog_path=request.hardware_file)
     profile = _profile(request)
     calibration = _calibration(request, hw)

@@ -338,10 +338,11 @@ def _precision_note(method: Method, precision: str, knobs: MemoryKnobs) -> str:
     ab = memory.adapter_weight_bytes(method, precision, knobs)
     base = ("NF4 with double quantisation, lm_head/embeddings/norms 16-bit" if method is Method.QLORA
             else f"{memory.compute_bytes(precision)} B/param (frozen: no master copy)")
+    half = "fp16" if precision == "fp16" else "bf16"  # the 16-bit type this precision computes in
     why = ("trl casts QLoRA adapters to bf16" if method is Method.QLORA and knobs.adapter_bytes is None
-           else "pure bf16" if ab == 2 else "PEFT keeps adapters in fp32")
-    return (f"{precision}: base {base}; LoRA adapters {'bf16' if ab == 2 else 'fp32'} ({why}) with their own "
-            f"gradients and optimizer states" + ("; bf16 autocast" if memory.autocasts(precision) else ""))
+           else f"pure {half}" if ab == 2 else "PEFT keeps adapters in fp32")
+    return (f"{precision}: base {base}; LoRA adapters {half if ab == 2 else 'fp32'} ({why}) with their own "
+            f"gradients and optimizer states" + (f"; {half} autocast" if memory.autocasts(precision) else ""))
 
 
 def _rlhf_assumptions(settings: TrainSettings, knobs: MemoryKnobs, timing) -> list[str]:

@@ -105,6 +105,7 @@ def test_malformed_data_names_file_line_and_field(tmp_path, content, expect):
     (["--model", "BADCONFIG"], "config.json"),
     (["--gpus", "2", "--strategy", "ddp", "--zero-stage", "3"], "zero_stage 3 with strategy ddp"),
     (["--examples", "10", "--tokens-per-example", "inf"], "must be a positive finite number"),
+    (["--lora-rank", "100000000"], "field 'lora_rank': 100,000,000 exceeds"),
     (["--method", "lora", "--data", "PREF"], "this file is preference pairs"),
     (["--gpu", "cpu", "--precision", "fp16", "--data", "SFT", "--out", "PLAN"], "plan not written"),
 ])

@@ -30,7 +30,8 @@ INTER_NODE = ("infiniband-ndr", "infiniband-hdr", "ethernet-100g")
 @click.option("--lora-rank", type=int, help="LoRA rank r.  [default: 16]")
 @click.option("--lora-targets", help="q_proj,v_proj | all-linear | any comma list of module names.  [default: all-linear]")
 @click.option("--optimizer", type=click.Choice(OPTIMIZERS), help="[default: adamw]")
-@click.option("--precision", type=click.Choice(PRECISIONS), help="[default: bf16]")
+@click.option("--precision", type=click.Choice(PRECISIONS),
+              help="[default: bf16 where the device has it, else fp16; fp32 on CPU]")
 @click.option("--gpu", help="Device from the hardware catalog (rtx-4090, a100-80gb, h100, cpu, ...).  [default: cpu]")
 @click.option("--gpu-mem-gib", type=float, help="Memory per device in GiB (needed for a device not in the catalog).")
 @click.option("--gpus", "--num-gpus", "gpus", type=int, default=1, show_default=True,
