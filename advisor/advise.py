@@ -129,7 +129,10 @@ class Advice:
         rel = {k: _relative(v, path.parent) for k, v in (("train", data.train), ("eval", data.eval))}
         from dataclasses import replace
 
-        written = replace(self.plan, data=replace(data, **rel)).write(path)
+        model = self.plan.model
+        if Path(model).expanduser().is_dir():  # a local folder, not a hub id: relative like the data
+            model = _relative(model, path.parent)
+        written = replace(self.plan, model=model, data=replace(data, **rel)).write(path)
         self.plan_path = str(path)
         return written
 

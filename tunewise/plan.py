@@ -72,7 +72,9 @@ class Plan:
 
 
 def load_plan(path: str | Path) -> Plan:
-    """Read and validate plan.yaml; relative data paths resolve against the plan's folder."""
+    """Read and validate plan.yaml; relative data paths, and a relative model folder, resolve
+    against the plan's folder (advise writes them relative to it, so a plan moves with its
+    files and runs from any working directory)."""
     path = Path(path)
     raw = check_schema(read_yaml(path), "plan", path)
     plan = from_mapping(Plan, raw, path)
@@ -84,4 +86,7 @@ def load_plan(path: str | Path) -> Plan:
     }
     from dataclasses import replace
 
-    return replace(plan, data=replace(data, **resolved))
+    model = plan.model
+    if not Path(model).is_absolute() and (base / model).is_dir():  # a hub id has no folder there
+        model = str((base / model).resolve())
+    return replace(plan, model=model, data=replace(data, **resolved))

@@ -264,3 +264,17 @@ def test_fact_24gb_card_qlora_for_13b_not_lora_or_full():
     a = _advise(model="meta-llama/Llama-2-13b-hf", gpu="rtx-4090", examples=500, tokens_per_example=1024)
     assert a.method is Method.QLORA and a.rule == "qlora-when-tight"
     assert not a.candidates[Method.LORA].fits and not a.candidates[Method.FULL].fits
+
+
+def test_a_plan_keeps_a_local_model_folder_relative_to_itself(tmp_path, monkeypatch):
+    import shutil
+
+    from tunewise.assets import tiny_model_path
+
+    shutil.copytree(tiny_model_path(), tmp_path / "my-model")
+    monkeypatch.chdir(tmp_path)
+    result = invoke("advise", "--model", "my-model", "--gpu", "cpu", "--examples", "200", "--out", "plans/p.yaml")
+    assert result.exit_code == 0, result.output
+    assert "model: ../my-model" in (tmp_path / "plans" / "p.yaml").read_text()
+    monkeypatch.chdir(tmp_path / "plans")  # run from anywhere: the folder resolves against the plan
+    assert load_plan(tmp_path / "plans" / "p.yaml").model == str((tmp_path / "my-model").resolve())
