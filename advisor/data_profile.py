@@ -28,6 +28,7 @@ from typing import Any
 
 from advisor import dedup
 from tunewise.data import Dataset, Problem, load_dataset
+from tunewise.errors import InputError, first_line
 from tunewise.methods import Method
 
 MESSAGE_OVERHEAD = 5
@@ -260,9 +261,7 @@ class TokenCounter:
         self.how = (f"ceil(UTF-8 bytes / {BYTES_PER_TOKEN}) (rule of thumb, +-25% for English) "
                     f"+ {MESSAGE_OVERHEAD} per chat message")
         if tokenizer_path is not None:
-            from tokenizers import Tokenizer  # Rust tokenizers: no torch, loads in milliseconds
-
-            self._tokenizer = Tokenizer.from_file(str(tokenizer_path))
+            self._tokenizer = load_tokenizer_file(tokenizer_path)
             self.method = "exact"
             self.how = f"{tokenizer_path} (+ {MESSAGE_OVERHEAD} per chat message for template markers)"
 
@@ -277,6 +276,23 @@ class TokenCounter:
         flat = [text for s in seqs for text, _ in s]
         counts = iter(self.count(flat))
         return [max(next(counts) + MESSAGE_OVERHEAD * msgs for _, msgs in s) for s in seqs]
+
+
+def load_tokenizer_file(path: str | Path):
+    """A tokenizer.json (--tokenizer, or one found next to the model), or one line naming the
+    file: the `tokenizers` library raises a bare Exception ("No such file or directory (os
+    error 2)", "Model missing") that names neither the file nor what is wrong with it."""
+    from tokenizers import Tokenizer  # Rust tokenizers: no torch, loads in milliseconds
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("tokenizer file not found" if not path.exists() else "expected a tokenizer.json file",
+                         path=path, field="tokenizer")
+    try:
+        return Tokenizer.from_file(str(path))
+    except Exception as exc:  # noqa: BLE001 - tokenizers raises bare Exception for every problem
+        raise InputError(f"not a tokenizer.json the tokenizers library can read: {first_line(exc)}",
+                         path=path, field="tokenizer") from None
 
 
 def problem_line(path: str, problem: Problem) -> str:

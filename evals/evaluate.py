@@ -3,7 +3,8 @@
     evaluate_runs(["runs/lora", "runs/full"], domain=["held_out.jsonl"], out="eval")
 
 writes `<out>/eval.json` (EvalRecord, schema tunewise/eval/v1), the generated lm-eval tasks
-under `<out>/tasks/` and per-example results under `<out>/samples/<variant>/<task>.jsonl`.
+under `<out>/tasks/` and per-example results under `<out>/samples/<variant>/<task>.jsonl`
+(an earlier evaluation in `<out>` is replaced whole: evals/output.py).
 Every variant is evaluated with one EvalSettings (batch size, dtype, limit, few-shot count,
 seed, chat template), so every difference in the record compares like with like.
 """
@@ -20,10 +21,11 @@ from typing import Any
 from evals import compare, harness
 from evals.baseline import baseline_results, load_baseline
 from evals.eval_data import content_render, plain_render
+from evals.output import SAMPLES, prepare_output, write_output
 from evals.retention import resolve_retention
-from evals.samples import TaskResult, extract, write_rows
+from evals.samples import TaskResult, extract
 from evals.tasks import TaskSpec, build_data_tasks
-from evals.variants import BASE, Resolved, VariantSpec, prompt_prefix, resolve_runs
+from evals.variants import BASE, Resolved, VariantSpec, check_weights, prompt_prefix, resolve_runs
 from tunewise.errors import InputError
 from tunewise.records import Comparison, EvalRecord, EvalSettings, Variant
 
@@ -60,6 +62,8 @@ class EvalOptions:
             raise InputError(f"expected one of {', '.join(harness.DTYPES)}, got {self.dtype!r}", field="dtype")
         if self.examples < 0:
             raise InputError("must be >= 0", field="examples")
+        if self.device is not None:
+            harness.check_device_name(self.device)
 
 
 def evaluate_runs(  # noqa: PLR0913 - the public keyword API mirrors the command line
@@ -99,7 +103,8 @@ def evaluate(options: EvalOptions) -> EvalRecord:
     harness.ensure_offline()
     resolved = resolve_runs(options.run_dirs, options.base)
     out = Path(options.out)
-    device = options.device or harness.default_device()
+    folder = prepare_output(out, [v.name for v in resolved.variants])
+    device = harness.resolve_device(options.device)
     settings = EvalSettings(
         batch_size=options.batch_size, dtype=options.dtype or harness.default_dtype(device),
         limit=options.limit, num_fewshot=options.num_fewshot, device=device,
@@ -116,6 +121,7 @@ def evaluate(options: EvalOptions) -> EvalRecord:
     baseline = load_baseline(options.baseline, settings, resolved.base_model, specs) if options.baseline else None
     harness.check_tasks(manager, [s.name for s in specs], load=[s.name for s in retention.specs])
     examples, from_task = _example_items(specs, options.examples, options.limit)
+    check_weights(resolved.variants, resolved.base_model)
     job = harness.HarnessJob(
         base_model=resolved.base_model, settings=settings, tasks=[s.name for s in specs],
         variants=[v for v in resolved.variants if not (baseline and v.name == BASE)],
@@ -128,10 +134,10 @@ def evaluate(options: EvalOptions) -> EvalRecord:
     if baseline:
         results[BASE] = baseline_results(baseline, specs)
         outputs[BASE] = harness.VariantOutput(results={}, examples=_baseline_examples(baseline, examples))
-    record = _record(resolved, settings, results, outputs, out)
+    record = _record(resolved, settings, results, outputs)
     record.examples = _examples(examples, resolved.variants, outputs, results if from_task else None)
     record.wall_time_s = round(time.time() - started, 3)
-    record.write(out / "eval.json")
+    write_output(folder, record, _samples(results))
     return record
 
 
@@ -176,7 +182,7 @@ class _BaseTokenizer:
 
 
 def _record(resolved: Resolved, settings: EvalSettings, results: dict[str, list[TaskResult]],
-            outputs: dict[str, harness.VariantOutput], out: Path) -> EvalRecord:
+            outputs: dict[str, harness.VariantOutput]) -> EvalRecord:
     record = EvalRecord(base_model=resolved.base_model, settings=settings, quick=settings.limit is not None,
                         warnings=list(resolved.warnings), versions=_versions(),
                         created_at=datetime.now(UTC).isoformat(timespec="seconds"))
@@ -187,9 +193,7 @@ def _record(resolved: Resolved, settings: EvalSettings, results: dict[str, list[
     for spec in resolved.variants:
         variant = Variant(name=spec.name, method=spec.method, run_dir=spec.run_dir)
         for result in results[spec.name]:
-            rel = f"samples/{spec.name}/{result.score.task}.jsonl"
-            write_rows(out / rel, result.rows)
-            result.score.samples = rel
+            result.score.samples = f"{SAMPLES}/{spec.name}/{_samples_file(result)}"
             variant.scores.append(result.score)
             record.warnings += result.warnings if spec.name == BASE else []
         record.variants.append(variant)
@@ -201,6 +205,15 @@ def _record(resolved: Resolved, settings: EvalSettings, results: dict[str, list[
         if not any(w.startswith(f"{spec.name}:") for w in outputs[spec.name].warnings):
             record.warnings += _identical_outputs(spec, results[BASE], results[spec.name])
     return record
+
+
+def _samples_file(result: TaskResult) -> str:
+    return f"{result.score.task}.jsonl"
+
+
+def _samples(results: dict[str, list[TaskResult]]) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """Per-example rows by variant and file name, for write_output."""
+    return {name: {_samples_file(r): r.rows for r in task_results} for name, task_results in results.items()}
 
 
 def _compare_variant(spec: VariantSpec, base: list[TaskResult], run: list[TaskResult]) -> tuple[list[Comparison], list[str]]:

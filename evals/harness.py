@@ -20,6 +20,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -61,10 +62,42 @@ class HarnessJob:
     probe_text: str = ""  # input of the adapter no-op check
 
 
+DEVICE = re.compile(r"(cpu|cuda|mps)(:\d+)?")
+
+
 def default_device() -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def check_device_name(device: str) -> None:
+    """Refuse a device string torch would reject with a traceback (`tpu`) or one evaluation
+    has no code path for (`meta`, `xla`); needs no torch, so it fails before any import."""
+    if not DEVICE.fullmatch(device):
+        raise InputError(f"--device {device!r}: expected cpu, cuda, cuda:N or mps", field="device")
+
+
+def resolve_device(device: str | None) -> str:
+    """The device to evaluate on, refused in one line when this machine lacks it (as `tunewise
+    run` does): without the check torch fails inside the first model load, after the tokenizer
+    and task files, with an AssertionError traceback."""
+    if device is None:
+        return default_device()
+    check_device_name(device)
+    import torch
+
+    kind, _, index = device.partition(":")
+    if kind == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise InputError(f"--device {device} requested but torch sees no CUDA GPU", field="device")
+        if index and int(index) >= count:
+            raise InputError(f"--device {device} requested but torch sees {count} CUDA GPU(s) "
+                             f"(cuda:0..cuda:{count - 1})", field="device")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise InputError(f"--device {device} requested but torch sees no MPS device", field="device")
+    return device
 
 
 def default_dtype(device: str) -> str:

@@ -1,4 +1,5 @@
-"""Run folders -> the model variants to evaluate (pure Python: reads records only).
+"""Run folders -> the model variants to evaluate (pure Python: reads records and the headers
+of weight files, never torch).
 
 A variant is the base model, or one run: a PEFT adapter applied to the base (LoRA, QLoRA,
 DPO, RLHF with an adapter), a full model folder, or a prompt configuration (few-shot
@@ -11,7 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from tunewise.errors import InputError
+from tunewise.errors import InputError, first_line
 from tunewise.records import RunRecord, load_prompt_config, load_run_record
 
 BASE = "base"
@@ -114,6 +115,41 @@ def _artifact(run_dir: Path, rel: str, marker: str) -> Path:
     if not (path / marker).is_file():
         raise InputError(f"artifact folder has no {marker}", path=path)
     return path
+
+
+def check_weights(variants: list[VariantSpec], base_model: str) -> None:
+    """Open the safetensors header of every variant (and of a local base folder) before any
+    model is evaluated: a truncated or corrupt file otherwise fails with a SafetensorError
+    traceback only when its turn comes, after the base and earlier runs were evaluated."""
+    folders = [Path(base_model)] if Path(base_model).is_dir() else []
+    for variant in variants:
+        if variant.adapter:
+            _check_adapter_weights(Path(variant.adapter))
+        elif variant.model:
+            folders.append(Path(variant.model))
+    for folder in folders:
+        for path in sorted(folder.glob("*.safetensors")):
+            check_safetensors(path)
+
+
+def _check_adapter_weights(folder: Path) -> None:
+    weights = folder / "adapter_model.safetensors"
+    if weights.is_file():
+        check_safetensors(weights)
+    elif not (folder / "adapter_model.bin").is_file():  # pickled: loaded only with --allow-pickle-weights
+        raise InputError("adapter folder has no adapter_model.safetensors", path=folder)
+
+
+def check_safetensors(path: Path) -> None:
+    """One InputError line naming `path` when safetensors cannot read its header (truncated,
+    not a safetensors file, header and data sizes disagree).  Opening reads the header only."""
+    from safetensors import SafetensorError, safe_open  # the Rust library; no torch with numpy
+
+    try:
+        with safe_open(str(path), framework="numpy"):
+            pass
+    except (SafetensorError, OSError) as exc:
+        raise InputError(f"corrupt weights file: {first_line(exc)}", path=path) from None
 
 
 def _slug(name: str) -> str:

@@ -118,6 +118,8 @@ def hardware_files() -> dict[str, bytes]:
         "hw_bad_yaml.yaml": b"hardware: [{name: x\n",
         "hw_python_tag.yaml": b"hardware: !!python/name:os.system\n",
         "hw_rows_not_list.yaml": b"hardware: 12\n",
+        "tokenizer_empty.json": b"{}",
+        "tokenizer_truncated.json": b'{"version": "1.0", "truncation": null, "model": {"type": "BPE", "vocab": {"a"',
     }
 
 
@@ -160,7 +162,16 @@ def run_folders() -> dict[str, bytes]:
         "eval_wrong_schema/eval.json": dump({"schema": "tunewise/advice/v1"}),
         "advice_bad.json": dump({"schema": "tunewise/advice/v0"}),
         "running_run/record.json": dump(run_record(status="running", artifacts={})),
+        "corrupt_adapter/record.json": dump(run_record()),
+        "corrupt_adapter/adapter/adapter_config.json": b"{}",
+        "corrupt_adapter/adapter/adapter_model.safetensors": safetensors_file()[:-8],
     }
+
+
+def safetensors_file() -> bytes:
+    """One float32 tensor in the safetensors layout: 8-byte header length, JSON header, data."""
+    header = json.dumps({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}).encode()
+    return len(header).to_bytes(8, "little") + header + bytes(16)
 
 
 def main() -> None:

@@ -87,7 +87,12 @@ def symlink_run_name(corpus: Path, out: Path) -> None:
     os.symlink(outside, out / "link")
 
 
-SETUPS = {"huge_line": huge_line, "symlink_run_name": symlink_run_name}
+def foreign_eval_json(corpus: Path, out: Path) -> None:
+    """An `eval.json` in the output folder that tunewise did not write: never replaced."""
+    (out / "eval.json").write_text('{"mine": 1}')
+
+
+SETUPS = {"huge_line": huge_line, "symlink_run_name": symlink_run_name, "foreign_eval_json": foreign_eval_json}
 
 
 def check(case: Case, outcome: Outcome) -> list[str]:

@@ -120,3 +120,77 @@ def test_quick_eval_prints_table_and_writes_record(tmp_path, capsys, random_tiny
     assert all(isinstance(e["outputs"][v], str) for e in record.examples for v in ("base", "lora"))
     # an untrained LoRA (B = 0) is flagged
     assert any(w.startswith("lora:") and "unchanged" in w for w in record.warnings)
+
+
+# ---------------------------------------------------------------- checked before any model loads
+
+
+@pytest.fixture
+def no_model_load(monkeypatch):
+    """Fail the test if evaluation reaches a model load."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("a model was loaded before the bad input was refused")
+
+    monkeypatch.setattr("evals.harness.evaluate_variants", refuse)
+    monkeypatch.setattr("tunewise.hub.load_tokenizer", refuse)
+
+
+@pytest.mark.parametrize("device", ["tpu", "cuda"])
+def test_a_device_this_machine_lacks_is_one_line_before_anything_loads(tmp_path, capsys, no_model_load, device):
+    import torch
+
+    if device == "cuda" and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    run = _adapter_run(tmp_path, "some/base")
+    out = tmp_path / "o"
+    err = _fails(capsys, [str(run), "--domain", str(_jsonl(tmp_path / "d.jsonl", DOMAIN)), "--retention", "none",
+                          "--device", device, "--out", str(out)])
+    assert "field 'device'" in err and "--device" in err and device in err
+    assert not out.exists()
+
+
+def test_a_corrupt_adapter_is_named_before_the_base_is_evaluated(tmp_path, capsys, tiny_model_dir, monkeypatch):
+    run = _adapter_run(tmp_path, str(tiny_model_dir))
+    weights = run / "adapter" / "adapter_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-100])
+    capsys.readouterr()  # the progress bar of building the adapter
+    monkeypatch.setattr("evals.harness.evaluate_variants",
+                        lambda *a, **k: pytest.fail("the base was evaluated before the adapter was checked"))
+    err = _fails(capsys, [str(run), "--domain", str(_jsonl(tmp_path / "d.jsonl", DOMAIN)), "--retention", "none",
+                          "--out", str(tmp_path / "o")])
+    assert err.startswith(f"Error: {weights}: corrupt weights file")
+
+
+def test_an_eval_json_tunewise_did_not_write_is_kept(tmp_path, capsys, no_model_load):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "eval.json").write_text('{"mine": 1}')
+    err = _fails(capsys, [str(_adapter_run(tmp_path, "some/base")), "--domain", str(_jsonl(tmp_path / "d.jsonl", DOMAIN)),
+                          "--retention", "none", "--out", str(out)])
+    assert f"{out / 'eval.json'}: not a tunewise eval record" in err
+    assert (out / "eval.json").read_text() == '{"mine": 1}'
+    assert sorted(p.name for p in out.iterdir()) == ["eval.json"]
+
+
+@pytest.mark.slow
+def test_re_evaluating_into_a_folder_leaves_only_the_new_records_samples(tmp_path, capsys, random_tiny_model_dir,
+                                                                       one_thread):
+    out = tmp_path / "out"
+    domain = _jsonl(tmp_path / "d.jsonl", DOMAIN)
+    settings = EvalSettings(batch_size=2, dtype="float32", limit=2, num_fewshot=None, device="cpu",
+                            bootstrap_iters=100000)
+    old = [Variant(name, "lora", None, [TaskScore("old_task", "acc", 0.5, 0.1, 2, "v", 0,
+                                                  samples=f"samples/{name}/old_task.jsonl")])
+           for name in ("base", "gone")]
+    EvalRecord(base_model="some/base", settings=settings, variants=old).write(out / "eval.json")
+    for name in ("base", "gone"):
+        (out / "samples" / name).mkdir(parents=True)
+        (out / "samples" / name / "old_task.jsonl").write_text('{"doc_id": 0}\n')
+    code = main(["eval", "--base", str(random_tiny_model_dir), "--domain", str(domain), "--retention", "none",
+                 "--limit", "2", "--batch-size", "2", "--device", "cpu", "--examples", "0", "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    record = load_eval_record(out)
+    listed = sorted(s.samples for v in record.variants for s in v.scores)
+    assert listed == ["samples/base/tw_domain_d_mc.jsonl"]
+    assert sorted(str(p.relative_to(out)) for p in (out / "samples").rglob("*")) == [
+        "samples/base", "samples/base/tw_domain_d_mc.jsonl"]
