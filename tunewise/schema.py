@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import types
 import typing
 from pathlib import Path
@@ -105,6 +106,47 @@ def json_problem(exc: BaseException) -> str:
     if isinstance(exc, RecursionError):
         return "invalid JSON: nested too deeply"
     return f"invalid JSON: {_first_clause(exc)}"
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def lone_surrogate(value: Any) -> str | None:
+    """The field path ("prompt", "messages[0].content") of the first string or key in a parsed
+    JSON document that holds a lone UTF-16 surrogate ("" for a bare string), else None.
+
+    json.loads accepts an escaped lone surrogate such as "\\ud800" (a valid pair becomes one
+    character), but it is no character: the text cannot be encoded as UTF-8, and fails far
+    from the file (a TypeError inside a tokenizer, a failed training run).  Walked with a
+    stack, not recursion: parsed JSON may nest as deep as the parser allows.
+    """
+    stack: list[tuple[str, Any]] = [("", value)]
+    while stack:
+        where, item = stack.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                return where
+        elif isinstance(item, dict):
+            fields = [(_join(where, str(key)), value) for key, value in item.items()]
+            bad_key = next((f for f, _ in fields if _SURROGATE.search(f)), None)
+            if bad_key is not None:
+                return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", bad_key)  # printable
+            stack.extend(reversed(fields))
+        elif isinstance(item, list):
+            stack.extend((f"{where}[{i}]", v) for i, v in reversed(list(enumerate(item))))
+    return None
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def check_unicode(value: Any, *, path: str | Path | None = None, line: int | None = None) -> None:
+    """Refuse parsed JSON holding a lone surrogate (see lone_surrogate) in one line naming the
+    file, line and field."""
+    where = lone_surrogate(value)
+    if where is not None:
+        raise InputError("invalid unicode: lone surrogate", path=path, line=line, field=where or None)
 
 
 def _first_clause(exc: BaseException) -> str:
