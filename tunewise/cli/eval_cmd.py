@@ -23,8 +23,7 @@ DTYPES = ("float32", "bfloat16", "float16")
                    "(mmlu,hellaswag,... with their data in the local HF cache), or none.")
 @click.option("--base", help="Base model folder or hub id (default: the runs' recorded base model).")
 @click.option("--out", default="eval", show_default=True, type=click.Path(file_okay=False),
-              help="Output folder: eval.json, tasks/, samples/.  An earlier tunewise evaluation there is "
-                   "replaced whole; any other eval.json is refused.")
+              help="Output folder: eval.json, tasks/, samples/.")
 @click.option("--limit", type=click.IntRange(min=1), help="Quick mode: first N examples per task (marked in the record).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True, help="Same for every variant.")
 @click.option("--dtype", type=click.Choice(DTYPES), help="Weights dtype (default: bfloat16 on a bf16 GPU, else float32).")
