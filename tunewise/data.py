@@ -9,7 +9,8 @@ Shapes (detected per file from the first valid row, then enforced on every row):
                        (chosen/rejected may also be message lists, as trl accepts)
 
 Pure Python (pandas only for Parquet, imported lazily): the advisor uses this too.
-Errors name the file, the 1-based line (JSONL/CSV) or row index, and the field.
+Errors name the file, the 1-based line (JSONL/CSV) or row index, and the field.  Text
+must be Unicode: an escaped lone surrogate ("\\ud800", valid JSON) is refused as it is read.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from tunewise.errors import InputError, first_line
-from tunewise.schema import json_problem
+from tunewise.schema import check_unicode, json_problem
 
 FORMATS = ("prompt_completion", "messages", "text", "preference")
 ROLES = ("system", "user", "assistant")
@@ -190,6 +191,7 @@ def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
                 raise InputError(json_problem(exc), path=path, line=line_no) from None
             if not isinstance(row, dict):
                 raise InputError(f"expected a JSON object, got {type(row).__name__}", path=path, line=line_no)
+            check_unicode(row, path=path, line=line_no)
             yield line_no, row
 
 
@@ -204,6 +206,7 @@ def _iter_json(path: Path) -> Iterator[tuple[int, dict]]:
     for index, row in enumerate(data, start=1):
         if not isinstance(row, dict):
             raise InputError(f"item {index}: expected an object, got {type(row).__name__}", path=path, line=index)
+        check_unicode(row, path=path, line=index)
         yield index, row
 
 
@@ -220,7 +223,9 @@ def _iter_csv(path: Path) -> Iterator[tuple[int, dict]]:
                 raise InputError("more values than header columns", path=path, line=reader.line_num)
             yield reader.line_num, {k: v for k, v in row.items() if k is not None}
     except csv.Error as exc:
-        raise InputError(f"invalid CSV: {exc}", path=path, line=reader.line_num or None) from None
+        # The csv module's own count: DictReader.line_num is only updated after a row parses,
+        # so it still names the previous row (the header: line 1) for an oversized field.
+        raise InputError(f"invalid CSV: {exc}", path=path, line=reader.reader.line_num or None) from None
 
 
 def _decode_lines(raw: bytes, path: Path) -> str:

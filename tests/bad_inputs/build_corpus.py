@@ -58,6 +58,9 @@ def data_files() -> dict[str, bytes]:
         "notes.txt": PC.encode(),
         "deep_nesting.jsonl": PC.encode() + b"[" * 5000 + b"\n",
         "huge_number.jsonl": PC.encode() + b'{"prompt": "a", "completion": "b", "n": ' + b"7" * 5000 + b"}\n",
+        "lone_surrogate.jsonl": PC.encode() + jl({"prompt": "\ud800", "completion": "b"}),  # json escapes it
+        "lone_surrogate.json": json.dumps([{"messages": msgs}, {"messages": [msgs[0], {
+            "role": "assistant", "content": "x\udc00"}]}]).encode(),
     }
 
 
@@ -132,6 +135,7 @@ def eval_files() -> dict[str, bytes]:
         "pref_missing_rejected.jsonl": jl({"prompt": "hi", "chosen": "hello"}),
         "eval_empty.jsonl": b"",
         "ok_mc.jsonl": jl(mc, {**mc, "prompt": "2+3=", "answer": 2}),
+        "mc_lone_surrogate.jsonl": jl({**mc, "choices": ["3", "\udfff", "5"]}),
     }
 
 

@@ -80,6 +80,12 @@ def huge_line(corpus: Path, out: Path) -> None:
         handle.write(b'", "completion": "b"}\n')
 
 
+def big_csv_field(corpus: Path, out: Path) -> None:
+    """Line 2 fine, line 3 a 200 KB field: over the csv module's 128 KiB field limit."""
+    (corpus / "data" / "big_field.csv").write_text(
+        'prompt,completion\nWhat is 2+2?,4\n"' + "a" * 200_000 + '",b\n', encoding="utf-8")
+
+
 def symlink_run_name(corpus: Path, out: Path) -> None:
     """`out/link` points outside the output folder: a run named `link` must not follow it."""
     outside = out.parent / "outside"
@@ -92,7 +98,7 @@ def foreign_eval_json(corpus: Path, out: Path) -> None:
     (out / "eval.json").write_text('{"mine": 1}')
 
 
-SETUPS = {"huge_line": huge_line, "symlink_run_name": symlink_run_name, "foreign_eval_json": foreign_eval_json}
+SETUPS = {"huge_line": huge_line, "big_csv_field": big_csv_field, "symlink_run_name": symlink_run_name, "foreign_eval_json": foreign_eval_json}
 
 
 def check(case: Case, outcome: Outcome) -> list[str]:
