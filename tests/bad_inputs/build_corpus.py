@@ -121,6 +121,10 @@ def hardware_files() -> dict[str, bytes]:
         "hw_bad_yaml.yaml": b"hardware: [{name: x\n",
         "hw_python_tag.yaml": b"hardware: !!python/name:os.system\n",
         "hw_rows_not_list.yaml": b"hardware: 12\n",
+        "hw_bad_pattern.yaml": (f"hardware:\n{row}, patterns: ['[unclosed']}}\n").encode(),
+        "hw_nan_memory.yaml": (f"hardware:\n{row.replace('24', '.nan')}}}\n").encode(),
+        "hw_price_inf.yaml": b"prices: {rtx-4090: .inf}\n",
+        "hw_negative_overhead.yaml": (f"hardware:\n{row}, step_overhead_s: -1000}}\n").encode(),
         "tokenizer_empty.json": b"{}",
         "tokenizer_truncated.json": b'{"version": "1.0", "truncation": null, "model": {"type": "BPE", "vocab": {"a"',
     }
