@@ -28,11 +28,12 @@ from runners._common import (
     last_complete_checkpoint,
     model_reference,
     package_versions,
-    prepare_run_dir,
     resolve_runtime,
     run_dir_for,
     utc_now,
 )
+from runners._resume import input_fingerprint
+from runners._run_dir import claim_run_dir
 from tunewise.errors import InputError, RunFailedError, TunewiseError, first_line
 from tunewise.methods import Method
 from tunewise.plan import Plan
@@ -101,10 +102,12 @@ def run_plan(  # noqa: PLR0913 - the runners contract: plan, folder, then keywor
         on_cpu = check_launch(plan, options, topology)  # a bad combination fails before the run folder exists
         if topology.machine_rank > 0:  # machine 0 owns the folder and the record
             return launch(plan, run_dir, options, "resume" if resume else "new", topology, on_cpu=on_cpu)
-        mode = prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
-        return _remember(launch(plan, run_dir, options, mode, topology, on_cpu=on_cpu), run_dir)
-    mode = prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
-    return _remember(execute(plan, run_dir, options, mode), run_dir)
+        with claim_run_dir(run_dir, plan, options) as mode:  # --overwrite: the old run back on failure
+            record = launch(plan, run_dir, options, mode, topology, on_cpu=on_cpu)
+        return _remember(record, run_dir)
+    with claim_run_dir(run_dir, plan, options) as mode:
+        record = execute(plan, run_dir, options, mode)
+    return _remember(record, run_dir)
 
 
 def _remember(record: RunRecord, run_dir: Path) -> RunRecord:
@@ -128,6 +131,8 @@ def execute(plan: Plan, run_dir: Path, options: RunOptions, mode: str) -> RunRec
         init_from=plan.init_from,
         started_at=utc_now(),
     )
+    if _is_main():  # what --resume must find unchanged (runners/_resume.py)
+        record.extra["inputs"] = input_fingerprint(plan)
     with quiet_upstream(), recording(record, run_dir, is_main=_is_main()) as start:
         runtime = _runtime(plan, options)
         settings = plan.settings.replace(precision=runtime.precision)  # as run, not as planned

@@ -1,4 +1,5 @@
-"""Helpers every runner shares: run folders, device and precision, seeding, defaults, versions.
+"""Helpers every runner shares: device and precision, seeding, defaults, versions (run folders:
+runners/_run_dir.py, re-exported here).
 
 Nothing here knows an upstream argument name (that is `runners/translate.py`); torch is
 imported inside the functions that need it.
@@ -9,24 +10,26 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import platform
-import re
-import shutil
 import subprocess
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from runners._run_dir import (  # noqa: F401 - run folders live there; re-exported for existing imports
+    CHECKPOINTS,
+    RUN_NAME,
+    last_complete_checkpoint,
+    prepare_run_dir,
+    run_dir_for,
+)
 from tunewise import __version__
 from tunewise.errors import InputError, TunewiseError
 from tunewise.methods import Method
 from tunewise.plan import Plan
-from tunewise.records import RunRecord, load_run_record
+from tunewise.records import RunRecord
 from tunewise.settings import TrainSettings
 
-# A run name is one path component: it can never climb out of the output folder.
-RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-CHECKPOINTS = "checkpoints"
 PACKAGES = ("torch", "transformers", "peft", "trl", "accelerate", "bitsandbytes", "datasets", "tokenizers")
 
 
@@ -93,77 +96,6 @@ class RunContext:
     @property
     def checkpoints_dir(self) -> Path:
         return self.run_dir / CHECKPOINTS
-
-
-# ----------------------------------------------------------------------------- run folders
-
-
-def run_dir_for(out_dir: str | Path, name: str) -> Path:
-    """`out_dir/name`, refusing names that are not a single safe path component."""
-    if not RUN_NAME.match(name) or name in (".", ".."):
-        raise InputError(
-            f"invalid run name {name!r}: use letters, digits, '.', '_' or '-' (no slashes), "
-            "starting with a letter or digit",
-            field="name",
-        )
-    out = Path(out_dir).resolve()
-    run_dir = (out / name).resolve()
-    if run_dir.parent != out:  # belt and braces: a symlink named like a run must not escape
-        raise InputError("run folder must be directly inside the output folder", path=run_dir, field="name")
-    return run_dir
-
-
-def prepare_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> str:
-    """Create or reuse the run folder; returns "new", "resume" or "overwrite".
-
-    An existing, non-empty folder is refused unless --resume or --overwrite.  --overwrite
-    only deletes a folder that is a tunewise run (has record.json): a user's own folder that
-    happens to share the name is never deleted.
-    """
-    if not run_dir.exists() or (run_dir.is_dir() and not any(run_dir.iterdir())):
-        run_dir.mkdir(parents=True, exist_ok=True)
-        return "new"
-    if not run_dir.is_dir():
-        raise InputError("exists and is not a folder; choose another --name", path=run_dir)
-    is_run = (run_dir / "record.json").exists()
-    if resume:
-        if not is_run:
-            raise InputError("not a tunewise run folder (no record.json); nothing to resume", path=run_dir)
-        previous = load_run_record(run_dir)
-        if previous.status == "completed":
-            raise InputError("this run already completed; use --overwrite to train it again", path=run_dir)
-        return "resume"
-    if overwrite:
-        if not is_run:
-            raise InputError("exists but is not a tunewise run folder; refusing to delete it", path=run_dir)
-        shutil.rmtree(run_dir)
-        run_dir.mkdir(parents=True)
-        return "overwrite"
-    raise InputError("run folder already exists; pass --resume to continue it or --overwrite to replace it", path=run_dir)
-
-
-def last_complete_checkpoint(folder: Path) -> Path | None:
-    """The newest `checkpoint-N` whose trainer state was fully written, or None.
-
-    transformers writes `trainer_state.json` last (after weights, optimizer, scheduler and
-    RNG state; `Trainer._save_checkpoint`), so a checkpoint without a readable one was cut
-    off mid-write (e.g. SIGKILL) and is skipped.
-    """
-    import json
-
-    if not folder.is_dir():
-        return None
-    found = []
-    for path in folder.iterdir():
-        match = re.fullmatch(r"checkpoint-(\d+)", path.name)
-        if not (match and path.is_dir()):
-            continue
-        try:
-            json.loads((path / "trainer_state.json").read_text())
-        except (OSError, ValueError):
-            continue
-        found.append((int(match.group(1)), path))
-    return max(found)[1] if found else None
 
 
 # ----------------------------------------------------------------------------- device and precision
