@@ -46,6 +46,19 @@ FSDP2_REQUIRES = (("accelerate", "1.6.0"), ("torch", "2.6.0"))
 QUANT_STORAGE_REQUIRES = (("bitsandbytes", "0.43.0"), ("transformers", "4.39.0"))
 
 
+def _is_host(value: str) -> bool:
+    """An IPv4/IPv6 address or an RFC 1123 host name (what torch.distributed can connect to)."""
+    import ipaddress
+    import re
+
+    try:
+        ipaddress.ip_address(value)
+        return True
+    except ValueError:
+        label = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+        return len(value) <= 253 and re.fullmatch(rf"{label}(\.{label})*\.?", value) is not None
+
+
 @dataclass(frozen=True)
 class Topology:
     """Where the processes run.  `num_processes` counts all machines (accelerate's meaning)."""
@@ -68,6 +81,9 @@ class Topology:
             raise InputError(f"must be in 0..{self.num_machines - 1}, got {self.machine_rank}", field="machine_rank")
         if self.num_machines > 1 and not self.main_process_ip:
             raise InputError("several machines need --main-process-ip (the address of machine rank 0)",
+                             field="main_process_ip")
+        if self.main_process_ip is not None and not _is_host(self.main_process_ip):
+            raise InputError(f"{self.main_process_ip!r} is neither an IP address nor a host name",
                              field="main_process_ip")
         if self.main_process_port is not None and not 0 <= self.main_process_port <= 65535:
             raise InputError(f"must be a port number 0..65535, got {self.main_process_port}",

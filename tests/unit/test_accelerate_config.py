@@ -161,6 +161,18 @@ def test_topology_for_one_and_several_machines():
     assert Topology(16, 2, 0, "h", 1234).port == 1234
 
 
+@pytest.mark.parametrize("host", ["10.0.0.1", "fe80::1", "node-0", "gpu07.cluster.local"])
+def test_main_process_ip_takes_addresses_and_host_names(host):
+    assert Topology(16, 2, 0, host).main_process_ip == host
+
+
+@pytest.mark.parametrize("host", ["not_an_ip!", "a..b", "-node", "10.0.0.1:29500"])
+def test_a_main_process_ip_that_is_no_address_is_refused_before_launch(host):
+    with pytest.raises(InputError) as caught:
+        Topology(16, 2, 0, host)
+    assert caught.value.field == "main_process_ip" and host in str(caught.value)
+
+
 def test_unknown_layer_class_leaves_the_wrap_to_accelerate():
     files = build(_settings("fsdp", 3), Method.LORA, Topology(2), on_cpu=False)
     assert "fsdp_transformer_layer_cls_to_wrap" not in files.accelerate["fsdp_config"]
