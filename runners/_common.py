@@ -237,6 +237,22 @@ def seed_everything(seed: int) -> None:
     set_seed(seed)
 
 
+def check_seq_len(model: str, seq_len: int) -> None:
+    """Refuse a seq_len beyond the model's context (max_position_embeddings): the position
+    embeddings end there, so training would fail in the model or learn from positions it
+    never had.  Read with the advisor's torch-free config reader; a model it cannot read
+    (an uncatalogued, uncached hub id) is left to transformers."""
+    from advisor.models import resolve_model
+
+    try:
+        limit = resolve_model(model).max_position
+    except TunewiseError:
+        return
+    if limit and seq_len > limit:
+        raise InputError(f"{seq_len} exceeds {model}'s context of {limit} tokens (max_position_embeddings)",
+                         field="seq_len")
+
+
 def is_local_model(model: str) -> bool:
     return Path(model).expanduser().exists()
 

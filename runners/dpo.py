@@ -21,7 +21,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runners._common import RunContext, model_reference, resolve_learning_rate, seed_everything
+from runners._common import (
+    RunContext,
+    check_seq_len,
+    model_reference,
+    resolve_learning_rate,
+    seed_everything,
+)
 from runners._data import prepare_preference, read_training_rows
 from runners._train import (
     load_tokenizer,
@@ -53,6 +59,7 @@ class DPORunner:
         from trl import DPOTrainer
 
         ctx, start = self.ctx, self.start
+        check_seq_len(start.model_ref, ctx.settings.seq_len)
         resolve_learning_rate(ctx, adapter=start.lora)
         self.tokenizer = load_tokenizer(start.tokenizer_ref)
         data = read_training_rows(ctx.plan.data.train, Method.DPO)
