@@ -185,7 +185,8 @@ def read_entries(paths: list[str | Path], *, explicit: bool) -> tuple[list[Entry
         elif (path / "record.json").is_file():
             _read_record(path / "record.json", entries, warnings)
         else:
-            records = sorted(path.glob("*/record.json"))
+            # hidden folders are a run set aside by --overwrite (runners/_run_dir.py), not a run here
+            records = sorted(r for r in path.glob("*/record.json") if not r.parent.name.startswith("."))
             if explicit and not records:
                 warnings.append(f"{path}: no run records (*/record.json) found")
             for record in records:
