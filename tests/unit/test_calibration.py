@@ -293,3 +293,12 @@ def test_calibrate_from_works_without_torch(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["calibration"]["samples"][0]["method"] == "lora"
+
+
+def test_a_run_set_aside_by_overwrite_is_not_read_from_a_folder_of_runs(tmp_path):
+    from advisor.run_history import read_entries
+
+    write_run(tmp_path, "lora")
+    write_run(tmp_path, ".lora.previous")  # runners/_run_dir.py: the replaced run, until the new one completes
+    entries, _ = read_entries([tmp_path], explicit=True)
+    assert [e.run["name"] for e in entries] == ["lora"]
