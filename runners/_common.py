@@ -237,20 +237,26 @@ def seed_everything(seed: int) -> None:
     set_seed(seed)
 
 
-def check_seq_len(model: str, seq_len: int) -> None:
-    """Refuse a seq_len beyond the model's context (max_position_embeddings): the position
-    embeddings end there, so training would fail in the model or learn from positions it
-    never had.  Read with the advisor's torch-free config reader; a model it cannot read
-    (an uncatalogued, uncached hub id) is left to transformers."""
+def resolve_seq_len(ctx: RunContext, model: str) -> None:
+    """Keep seq_len within the model's context (max_position_embeddings): positions beyond it
+    do not exist.  A seq_len the plan chose is refused in one line; the untouched default
+    (TrainSettings.seq_len) is lowered to the context, with a note.  The context is read with
+    the advisor's torch-free config reader; a model it cannot read (an uncatalogued, uncached
+    hub id) is left to transformers."""
     from advisor.models import resolve_model
 
+    seq_len = ctx.settings.seq_len
     try:
         limit = resolve_model(model).max_position
     except TunewiseError:
         return
-    if limit and seq_len > limit:
+    if not limit or seq_len <= limit:
+        return
+    if seq_len != TrainSettings.seq_len:
         raise InputError(f"{seq_len} exceeds {model}'s context of {limit} tokens (max_position_embeddings)",
                          field="seq_len")
+    ctx.settings = ctx.settings.replace(seq_len=limit)
+    ctx.notes.append(f"seq_len {limit}: the default {seq_len} lowered to the model's context")
 
 
 def is_local_model(model: str) -> bool:

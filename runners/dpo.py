@@ -23,9 +23,9 @@ from pathlib import Path
 
 from runners._common import (
     RunContext,
-    check_seq_len,
     model_reference,
     resolve_learning_rate,
+    resolve_seq_len,
     seed_everything,
 )
 from runners._data import prepare_preference, read_training_rows
@@ -59,7 +59,7 @@ class DPORunner:
         from trl import DPOTrainer
 
         ctx, start = self.ctx, self.start
-        check_seq_len(start.model_ref, ctx.settings.seq_len)
+        resolve_seq_len(ctx, start.model_ref)
         resolve_learning_rate(ctx, adapter=start.lora)
         self.tokenizer = load_tokenizer(start.tokenizer_ref)
         data = read_training_rows(ctx.plan.data.train, Method.DPO)

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from runners._common import (
     RunContext,
-    check_seq_len,
     model_reference,
     resolve_learning_rate,
+    resolve_seq_len,
     seed_everything,
 )
 from runners._data import prepare_sft, read_general_rows, read_training_rows
@@ -53,7 +53,7 @@ class SFTRunner:
         if plan.init_from:
             raise InputError(f"--init-from continues an SFT run with dpo or rlhf; a {plan.method.value} run starts "
                              "from the base model", field="init_from")
-        check_seq_len(self.base_ref, ctx.settings.seq_len)
+        resolve_seq_len(ctx, self.base_ref)
         resolve_learning_rate(ctx, adapter=self.adapter)
         self.tokenizer = load_tokenizer(self.base_ref)
         data = read_training_rows(plan.data.train, plan.method)
