@@ -174,9 +174,16 @@ def iter_rows(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
     yield from readers[suffix](path)
 
 
+def _bounded_lines(handle) -> Iterator[bytes]:
+    """The file's lines, each read at most MAX_LINE_BYTES + 1 bytes at a time: a longer line
+    is seen to be too long without ever being held whole (a multi-GB line would not fit)."""
+    while raw := handle.readline(MAX_LINE_BYTES + 1):
+        yield raw
+
+
 def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
     with open(path, "rb") as handle:
-        for line_no, raw in enumerate(handle, start=1):
+        for line_no, raw in enumerate(_bounded_lines(handle), start=1):
             if len(raw) > MAX_LINE_BYTES:
                 raise InputError(f"line longer than {MAX_LINE_BYTES // 2**20} MiB", path=path, line=line_no)
             try:
