@@ -124,12 +124,8 @@ def estimate(  # noqa: PLR0913 - the advisor's contract signature (INTERFACES)
     total_tokens, token_note = _tokens(method, run_settings, tokens, examples, avg_tokens_per_example, gpus)
     uses_adapter = adapter is not None
     trainable = _trainable(spec, method, adapter, knobs)
-    comm = None
-    if gpus > 1 or shard.offload:
-        traffic = scaleout.step_traffic(spec, method, settings, shard, trainable=trainable,
-                                        with_adapter=uses_adapter, knobs=knobs)
-        comm = scaleout.comm_plan(traffic, hardware, grad_accum=settings.grad_accum, gpus=gpus, nodes=nodes,
-                                  inter_node=inter_node)
+    comm = _comm_plan(spec, method, settings, hardware, shard, trainable=trainable, with_adapter=uses_adapter,
+                      knobs=knobs, nodes=nodes, inter_node=inter_node)
     timing = compute.training_time(spec, method, run_settings, hardware, tokens=total_tokens, gpus=gpus,
                                    adapter=uses_adapter, precompute_reference=knobs.precompute_reference,
                                    mfu=learned.mfu, rlhf=_rlhf_timing(settings, knobs, examples, gpus), comm=comm)
@@ -141,15 +137,34 @@ def estimate(  # noqa: PLR0913 - the advisor's contract signature (INTERFACES)
         supported=reason is None, reason=reason, tokens=total_tokens, time_hours=timing.hours,
         cost_usd=cost,
     )
-    est.warnings = _warnings(est, price) + scaleout.layout_warnings(shard, mem, hardware, gpus, nodes, settings)
     source = "--price" if price_usd_per_hour is not None else f"{hardware.price_source} {hardware.price_date}".strip()
-    est.assumptions = _assumptions(est, knobs, timing, token_note, (price, source))
-    est.assumptions += scaleout.layout_assumptions(shard, method, hardware, timing, gpus=gpus, nodes=nodes,
-                                                   inter_node=inter_node)
+    return _explain(est, shard, knobs, timing, learned, token_note=token_note, price=(price, source), nodes=nodes,
+                    inter_node=inter_node)
+
+
+def _explain(est: Estimate, shard, knobs, timing, learned, *, token_note, price, nodes, inter_node) -> Estimate:  # noqa: PLR0913
+    """Fill the estimate's warnings and assumptions (a calibrated MFU replaces the default line)."""
+    est.warnings = _warnings(est, price[0]) + scaleout.layout_warnings(shard, est.memory, est.hardware, est.gpus,
+                                                                       nodes, est.settings)
+    est.assumptions = _assumptions(est, knobs, timing, token_note, price)
+    est.assumptions += scaleout.layout_assumptions(shard, est.method, est.hardware, timing, gpus=est.gpus,
+                                                   nodes=nodes, inter_node=inter_node)
     if learned.notes:  # the calibrated MFU replaces the default MFU line; memory adds one
         est.assumptions = [*learned.notes] + [a for a in est.assumptions if not a.startswith("MFU ")
                                            or learned.mfu is None]
     return est
+
+
+def _comm_plan(spec, method, settings, hardware, shard, *, trainable, with_adapter, knobs, nodes,  # noqa: PLR0913
+               inter_node) -> compute.CommPlan | None:
+    """What each GPU sends per step and how long it takes (advisor/scaleout.py); None on one
+    device without offload."""
+    if shard.gpus <= 1 and not shard.offload:
+        return None
+    traffic = scaleout.step_traffic(spec, method, settings, shard, trainable=trainable, with_adapter=with_adapter,
+                                    knobs=knobs)
+    return scaleout.comm_plan(traffic, hardware, grad_accum=settings.grad_accum, gpus=shard.gpus, nodes=nodes,
+                              inter_node=inter_node)
 
 
 @dataclass(frozen=True)
