@@ -152,7 +152,19 @@ def _explain(est: Estimate, shard, knobs, timing, learned, *, token_note, price,
     if learned.notes:  # the calibrated MFU replaces the default MFU line; memory adds one
         est.assumptions = [*learned.notes] + [a for a in est.assumptions if not a.startswith("MFU ")
                                            or learned.mfu is None]
+    _drop_overflow(est)
     return est
+
+
+def _drop_overflow(est: Estimate) -> None:
+    """Finite but absurd inputs (a price of 1e300 $/h) can overflow time x price to infinity:
+    report no time/cost and say why, instead of printing `$inf` or writing invalid JSON."""
+    for name in ("time_hours", "cost_usd"):
+        value = getattr(est, name)
+        if value is not None and not math.isfinite(value):
+            setattr(est, name, None)
+            est.warnings.append(f"{name} overflowed to {value} (check --price, --tokens and the hardware "
+                                "numbers): not reported")
 
 
 def _comm_plan(spec, method, settings, hardware, shard, *, trainable, with_adapter, knobs, nodes,  # noqa: PLR0913

@@ -262,9 +262,10 @@ def _check_pattern(pattern: str, path: Path, field: str) -> None:
 
 def _check_price(price: Any, path: Path, field: str) -> float:
     """A price from the user's file: a finite number >= 0 (0: a device you already own)."""
-    ok = isinstance(price, int | float) and not isinstance(price, bool) and math.isfinite(price) and price >= 0
-    if not ok:
-        raise InputError(f"expected a finite number >= 0, got {price!r}", path=path, field=field)
+    try:
+        _check_number(field, price, zero_ok=True)
+    except InputError as exc:
+        raise InputError(exc.message, path=path, field=field) from None
     return float(price)
 
 

@@ -260,3 +260,10 @@ def test_a_host_run_adds_the_runtime_growth_of_training_but_prompting_does_not()
 
     assert overhead("lora") == pytest.approx(RUNTIME_GIB_HOST + HOST_TRAINING_RUNTIME_GIB, abs=1e-6)
     assert overhead("prompt") == pytest.approx(RUNTIME_GIB_HOST, abs=1e-6)
+
+
+def test_a_cost_that_overflows_is_not_reported_as_infinite():
+    est = estimate(resolve_model(LLAMA7), Method.LORA, resolve_hardware("rtx-4090"), TrainSettings(batch_size=1),
+                   gpus=2, tokens=10**9, price_usd_per_hour=1.7e308)
+    assert est.cost_usd is None and any("cost_usd overflowed" in w for w in est.warnings)
+    assert est.time_hours is not None

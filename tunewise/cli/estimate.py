@@ -134,19 +134,7 @@ def run_estimate(opts: dict):
     )
     if precision_note:
         result.assumptions.append(precision_note)
-    _drop_overflow(result)
     return result, calibration
-
-
-def _drop_overflow(result) -> None:
-    """Finite but absurd inputs (a price of 1e300 $/h) can overflow time x price to infinity:
-    report no time/cost and say why, instead of printing `$inf` or writing invalid JSON."""
-    for name in ("time_hours", "cost_usd"):
-        value = getattr(result, name)
-        if value is not None and not math.isfinite(value):
-            setattr(result, name, None)
-            result.warnings.append(f"{name} overflowed to {value} (check --price, --tokens and the hardware "
-                                   "numbers): not reported")
 
 
 def _default_precision(given: dict, hardware) -> str | None:
