@@ -313,7 +313,6 @@ def _plain(obj: Any) -> dict[str, Any]:
     return to_mapping(obj)
 
 
-
 @contextmanager
 def quiet_upstream() -> Iterator[None]:
     """Silence transformers/trl/peft/datasets chatter; keep errors (quiet, useful logs)."""

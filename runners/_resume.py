@@ -14,6 +14,7 @@ so it may be resumed with anything.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from pathlib import Path
 from typing import Any
@@ -121,13 +122,24 @@ def _file(path: str | None) -> dict[str, Any] | None:
     if not path:
         return None
     resolved = _resolved(path)
-    digest = hashlib.sha256()
-    if not Path(resolved).is_file():  # missing, a folder or a pipe (never opened: it would block)
-        return {"path": resolved, "sha256": None}
     try:
-        with open(resolved, "rb") as handle:
+        stat = Path(resolved).stat()
+    except OSError:
+        return {"path": resolved, "sha256": None}
+    if not Path(resolved).is_file():  # a folder or a pipe (never opened: it would block)
+        return {"path": resolved, "sha256": None}
+    return {"path": resolved, "sha256": _sha256(resolved, stat.st_size, stat.st_mtime_ns)}
+
+
+@functools.lru_cache(maxsize=8)
+def _sha256(path: str, size: int, mtime_ns: int) -> str | None:
+    """The file's SHA-256, once per version of it (size and mtime are part of the key): a
+    --resume checks the data, then the run records the same hash (None: unreadable)."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
             while chunk := handle.read(CHUNK):
                 digest.update(chunk)
     except OSError:
-        return {"path": resolved, "sha256": None}
-    return {"path": resolved, "sha256": digest.hexdigest()}
+        return None
+    return digest.hexdigest()
