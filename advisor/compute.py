@@ -153,8 +153,8 @@ def training_time(  # noqa: PLR0913 - mfu: the calibrated value (advisor/calibra
     rlhf = rlhf or RLHFTiming()
     fpt = flops_per_token(spec, method, settings, adapter=adapter, precompute_reference=precompute_reference,
                           algorithm=rlhf.algorithm)
-    step_overhead = (hardware.step_overhead_s or 0.0) if mfu is None else 0.0
-    mfu_given, mfu = mfu, mfu if mfu is not None else default_mfu(method, hardware)
+    calibrated = mfu is not None
+    mfu = mfu if calibrated else default_mfu(method, hardware)
     peak = hardware.peak_tflops(settings.precision)
     if tokens is None or method is Method.PROMPT or not peak:
         return TimeEstimate(fpt, mfu, None if method is not Method.PROMPT else 0.0)
@@ -162,9 +162,7 @@ def training_time(  # noqa: PLR0913 - mfu: the calibrated value (advisor/calibra
     if method is not Method.RLHF:
         compute_h = tokens * fpt / rate / 3600
         micro = micro_steps(method, settings, tokens, gpus)
-        overhead_h = micro * step_overhead / 3600
-        if hardware.kind == "gpu" and step_overhead == 0.0 and mfu_given is None:
-            overhead_h = max(0.0, micro * GPU_HOST_FLOOR_S / 3600 - compute_h)  # host-bound micro-steps
+        overhead_h = 0.0 if calibrated else overhead_hours(hardware, micro, compute_h)
         comm_h = comm.hours(micro) if comm is not None else 0.0
         exposed = max(0.0, comm_h - compute_h)  # full overlap (advisor/scaleout.py)
         host_opt_h = comm.host_optimizer_hours(micro) if comm is not None else 0.0
@@ -176,6 +174,17 @@ def training_time(  # noqa: PLR0913 - mfu: the calibrated value (advisor/calibra
     gen_hours = rlhf_generation_hours(spec, settings, hardware, sequences, gpus)
     stages["generation"] = gen_hours
     return TimeEstimate(fpt, mfu, sum(stages.values()), gen_hours, stages)
+
+
+def overhead_hours(hardware: Hardware, micro: float, compute_h: float) -> float:
+    """The fixed per-micro-step time (module docstring): a host runs it on the same cores, so it
+    adds; on a GPU it overlaps the asynchronous kernels and only sets a floor of
+    GPU_HOST_FLOOR_S per micro-step (host-bound micro-steps)."""
+    if hardware.step_overhead_s:
+        return micro * hardware.step_overhead_s / 3600
+    if hardware.kind == "gpu":
+        return max(0.0, micro * GPU_HOST_FLOOR_S / 3600 - compute_h)
+    return 0.0
 
 
 def micro_steps(method: Method, settings: TrainSettings, tokens: float, gpus: int) -> float:
