@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from advisor.context import Candidate, Situation, normalise_goal, unsupported_reason
 from advisor.hyperparams import derive_settings
-from advisor.policy import MANY_EXAMPLES, Choice, choose
+from advisor.policy import Choice, choose, data_wants_full
 from tunewise.errors import InputError
 from tunewise.methods import Method
 from tunewise.settings import sharding_conflict
@@ -316,7 +316,7 @@ def _verdict(s: Situation, cand: Candidate, chosen: bool) -> tuple[str, str]:
 def _fixes(s: Situation, chosen: Method, spec: Any) -> dict[Method, list[dict[str, Any]]]:
     """Fixes for the pick if it does not fit, and for full FT when the data asked for it."""
     wanted = [chosen]
-    if chosen is not Method.FULL and (s.examples or 0) > MANY_EXAMPLES and s.goal != "style" \
+    if chosen is not Method.FULL and data_wants_full(s) \
             and s.forced is None and s.format != "preference":
         wanted.append(Method.FULL)
     if not any(not s.candidates[m].fits for m in wanted):

@@ -99,6 +99,11 @@ def _wants_online_rl(s: Situation) -> bool:
     return s.online_rl and s.forced is None and s.format in (None, "preference")
 
 
+def data_wants_full(s: Situation) -> bool:
+    """More than MANY_EXAMPLES examples, for a goal beyond style/format: full fine-tuning's case."""
+    return _n(s) > MANY_EXAMPLES and s.goal != "style"
+
+
 def _few(s: Situation) -> bool:
     return s.examples is not None and s.examples < FEW_EXAMPLES
 
@@ -125,7 +130,7 @@ def _least_bad(s: Situation) -> Method:
     """When no method is ok: the one the data asks for if it at least fits in memory (then only
     the budget or the time limit is missed, which a user can relax), else the first of LoRA,
     QLoRA, full that fits in memory, else LoRA (the fixes below say what would make it fit)."""
-    wanted = Method.FULL if _n(s) > MANY_EXAMPLES and s.goal != "style" else Method.LORA
+    wanted = Method.FULL if data_wants_full(s) else Method.LORA
     order = (wanted, Method.LORA, Method.QLORA, Method.FULL)
     return next((m for m in order if _fits_memory(s, m)), Method.LORA)
 
@@ -152,7 +157,7 @@ RULES: tuple[Rule, ...] = (
          f"(MBs each, hot-swapped) instead of {s.tasks} full copies of a {s.params / 1e9:.1f}B model; "
          + (_lora_vs_qlora(s) if s.roomy(Method.LORA) else s.why_not(Method.LORA))),
     Rule("large-data-full",
-         lambda s: _n(s) > MANY_EXAMPLES and s.goal != "style" and s.roomy(Method.FULL), lambda s: Method.FULL,
+         lambda s: data_wants_full(s) and s.roomy(Method.FULL), lambda s: Method.FULL,
          lambda s: f"{_data_size(s)} (> {MANY_EXAMPLES:,}) and full fine-tuning fits "
          f"({_size(Method.FULL, s)}{_budget_note(s)}): updating every weight learns the most from large data"),
     Rule("lora-fits", lambda s: s.roomy(Method.LORA), lambda s: Method.LORA,
