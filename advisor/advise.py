@@ -22,6 +22,7 @@ from advisor.hyperparams import derive_settings
 from advisor.policy import Choice, choose, data_wants_full
 from tunewise.errors import InputError
 from tunewise.methods import Method
+from tunewise.schema import check_number
 from tunewise.settings import sharding_conflict
 
 if TYPE_CHECKING:
@@ -66,9 +67,7 @@ class AdviceRequest:
             if value is not None and value <= 0:
                 raise InputError(f"must be positive, got {value}", field=name)
         for name in ("budget_usd", "max_hours", "gpu_mem_gib", "tokens_per_example", "price_usd_per_hour"):
-            value = getattr(self, name)
-            if value is not None and not 0 < value < math.inf:
-                raise InputError(f"must be a positive finite number, got {value}", field=name)
+            check_number(name, getattr(self, name), optional=True)
         strategy, stage = self.overrides.get("strategy"), self.overrides.get("zero_stage")
         if strategy is not None and stage is not None and (conflict := sharding_conflict(strategy, stage)):
             raise InputError(conflict, field="zero_stage")

@@ -19,7 +19,7 @@ from advisor.models import ModelSpec
 from advisor.support import hardware_warnings, unsupported_reason
 from tunewise.errors import InputError
 from tunewise.methods import Method
-from tunewise.schema import stamp
+from tunewise.schema import check_number, stamp
 from tunewise.settings import MAX_GPUS, TrainSettings
 
 if TYPE_CHECKING:
@@ -208,13 +208,11 @@ def _check_sizes(gpus, tokens, examples, avg, price) -> None:
     MAX_GPUS devices, and tokens or examples, not both (neither would silently win)."""
     for name, value in (("gpus", gpus), ("tokens", tokens), ("examples", examples),
                         ("avg_tokens_per_example", avg)):
-        if value is not None and not 0 < value < math.inf:  # written this way round so that NaN fails too
-            raise InputError(f"must be a positive finite number, got {value}", field=name)
+        check_number(name, value, optional=True)
     if gpus > MAX_GPUS:
         raise InputError(f"must be at most {MAX_GPUS:,} (more devices than any training job uses), got {gpus:,}",
                          field="gpus")
-    if price is not None and not 0 <= price < math.inf:
-        raise InputError(f"must be a finite number >= 0, got {price}", field="price")
+    check_number("price", price, optional=True, zero_ok=True)
     if tokens is not None and examples is not None:
         raise InputError("give --tokens (per epoch) or --examples (x --tokens-per-example), not both",
                          field="tokens")

@@ -23,7 +23,6 @@ import dataclasses
 import difflib
 import functools
 import json
-import math
 import os
 import re
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from tunewise.errors import InputError, UnknownHardwareError
+from tunewise.schema import check_number
 
 CATALOG_PATH = Path(__file__).with_name("hardware_catalog.json")
 
@@ -45,17 +45,6 @@ USABLE_FRACTION = {"gpu": 1.0, "apple": 0.75, "cpu": 0.85}
 # core count), non-negative where zero is real (a free device, no fixed step overhead).
 _POSITIVE_FIELDS = ("bf16_tflops", "fp32_tflops", "memory_bandwidth_gbs", "interconnect_gbs", "cores")
 _NON_NEGATIVE_FIELDS = ("usd_per_hour", "step_overhead_s")
-
-
-def _check_number(name: str, value: float | None, *, optional: bool = False, zero_ok: bool = False) -> None:
-    """`value` is a finite number above zero (or at least zero with `zero_ok`); None passes
-    when `optional`.  Written with math.isfinite so that NaN and infinity fail too."""
-    if value is None and optional:
-        return
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or value < 0 or (value == 0 and not zero_ok):
-        wanted = "a finite number >= 0" if zero_ok else "a positive finite number"
-        raise InputError(f"must be {wanted}, got {value!r}", field=name)
 
 
 @dataclass(frozen=True)
@@ -97,11 +86,11 @@ class Hardware:
         invalid JSON, a negative time a negative cost, so each must be finite and in range."""
         if self.kind not in USABLE_FRACTION:
             raise InputError(f"expected gpu, apple or cpu, got {self.kind!r}", field="kind")
-        _check_number("memory_gib", self.memory_gib)
+        check_number("memory_gib", self.memory_gib)
         for name in _POSITIVE_FIELDS:
-            _check_number(name, getattr(self, name), optional=True)
+            check_number(name, getattr(self, name), optional=True)
         for name in _NON_NEGATIVE_FIELDS:
-            _check_number(name, getattr(self, name), optional=True, zero_ok=True)
+            check_number(name, getattr(self, name), optional=True, zero_ok=True)
 
     def default_precision(self) -> str:
         """The precision to train in when the user names none: bf16 where the device has it,
@@ -143,7 +132,7 @@ def resolve_hardware(
     name None: the CPU of this machine (its RAM unless `memory_gib` is given).
     """
     if memory_gib is not None:
-        _check_number("gpu_mem_gib", memory_gib)
+        check_number("gpu_mem_gib", memory_gib)
     rows = list_hardware(catalog_path)
     wanted = (name or "cpu").strip()
     found = _find(rows, wanted)
@@ -263,7 +252,7 @@ def _check_pattern(pattern: str, path: Path, field: str) -> None:
 def _check_price(price: Any, path: Path, field: str) -> float:
     """A price from the user's file: a finite number >= 0 (0: a device you already own)."""
     try:
-        _check_number(field, price, zero_ok=True)
+        check_number(field, price, zero_ok=True)
     except InputError as exc:
         raise InputError(exc.message, path=path, field=field) from None
     return float(price)

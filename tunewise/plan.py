@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from tunewise.atomic import atomic_write_yaml
 from tunewise.data import FORMATS
 from tunewise.errors import InputError
 from tunewise.methods import Method
-from tunewise.schema import check_schema, from_mapping, read_yaml, stamp, to_mapping
+from tunewise.schema import check_number, check_schema, from_mapping, read_yaml, stamp, to_mapping
 from tunewise.settings import MAX_GPUS, TrainSettings
 
 
@@ -47,9 +46,7 @@ class HardwareSpec:
     def __post_init__(self) -> None:
         if not 0 < self.count <= MAX_GPUS:
             raise InputError(f"must be in 1..{MAX_GPUS}, got {self.count}", field="hardware.count")
-        if self.memory_gib is not None and not 0 < self.memory_gib < math.inf:  # NaN fails too
-            raise InputError(f"must be a positive finite number, got {self.memory_gib}",
-                             field="hardware.memory_gib")
+        check_number("hardware.memory_gib", self.memory_gib, optional=True)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 import types
 import typing
@@ -68,6 +69,18 @@ class _UniqueKeyLoader:
 
         Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
         return Loader
+
+
+def check_number(name: str, value: float | None, *, optional: bool = False, zero_ok: bool = False) -> None:
+    """`value` is a finite number above zero (or at least zero with `zero_ok`); None passes
+    when `optional`; else one InputError naming `name`.  Written with math.isfinite so that
+    NaN and infinity fail too (they would print `$inf` or write invalid JSON)."""
+    if value is None and optional:
+        return
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value < 0 or (value == 0 and not zero_ok):
+        wanted = "a finite number >= 0" if zero_ok else "a positive finite number"
+        raise InputError(f"must be {wanted}, got {value!r}", field=name)
 
 
 def read_yaml(path: str | Path) -> Any:

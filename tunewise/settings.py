@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 
 from tunewise.errors import InputError
+from tunewise.schema import check_number
 
 OPTIMIZERS = ("adamw", "adamw-8bit", "paged-adamw-8bit", "sgd")
 PRECISIONS = ("bf16", "fp16", "fp32", "amp")
@@ -113,9 +114,7 @@ class TrainSettings:
 
     def _check_positive_finite(self) -> None:
         for name in ("epochs", "dpo_beta"):
-            value = getattr(self, name)
-            if not 0 < value < math.inf:  # written this way round so that NaN fails too
-                raise InputError(f"must be a positive finite number, got {value}", field=name)
+            check_number(name, getattr(self, name))
 
     def _check_trainer_args(self) -> None:
         """Values the runner hands to transformers/PEFT/numpy, which would only fail (or
@@ -123,8 +122,7 @@ class TrainSettings:
         _choice("lr_scheduler", self.lr_scheduler, LR_SCHEDULERS)
         if self.lora_alpha is not None and self.lora_alpha <= 0:
             raise InputError(f"must be positive, got {self.lora_alpha}", field="lora_alpha")
-        if not 0 <= self.weight_decay < math.inf:  # NaN fails too
-            raise InputError(f"must be a finite number >= 0, got {self.weight_decay}", field="weight_decay")
+        check_number("weight_decay", self.weight_decay, zero_ok=True)
         if not 0 <= self.seed <= MAX_SEED:
             raise InputError(f"must be in 0..{MAX_SEED} (numpy's seed range), got {self.seed}", field="seed")
 
