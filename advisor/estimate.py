@@ -110,7 +110,7 @@ def estimate(  # noqa: PLR0913 - the advisor's contract signature (INTERFACES)
     scaleout.check_layout(gpus, nodes)
     adapter = _adapter(spec, method, settings, knobs)
     # evaluation spreads a model over one node's GPUs (evals/harness.py), training over all
-    per_model = -(-gpus // nodes) if method is Method.PROMPT else gpus
+    per_model = scaleout.gpus_per_node(gpus, nodes) if method is Method.PROMPT else gpus
     mem = memory.estimate_memory(spec, method, settings, hardware, adapter, gpus=per_model, knobs=knobs)
     learned = _calibrated(calibration, spec, method, hardware, gpus, mem)
     mem = learned.memory

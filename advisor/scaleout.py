@@ -199,6 +199,11 @@ def nodes_for(gpus: int, nodes: int = 1) -> int:
     return max(nodes, math.ceil(gpus / GPUS_PER_NODE))
 
 
+def gpus_per_node(gpus: int, nodes: int) -> int:
+    """GPUs on each node (evenly spread; check_layout refuses an uneven split)."""
+    return math.ceil(gpus / nodes)
+
+
 def link_gbs(hardware: Hardware, gpus: int, nodes: int, inter_node: str = DEFAULT_INTER_NODE) -> float:
     """Sustained bus bandwidth, GB/s, of a collective over `gpus` GPUs on `nodes` nodes: what
     each GPU's share of the traffic moves at (module docstring)."""
@@ -206,7 +211,7 @@ def link_gbs(hardware: Hardware, gpus: int, nodes: int, inter_node: str = DEFAUL
         return math.inf
     intra = hardware.interconnect_gbs or FALLBACK_LINK_GBS
     if nodes > 1:
-        intra = min(intra, node_network_gbs(inter_node, math.ceil(gpus / nodes)))
+        intra = min(intra, node_network_gbs(inter_node, gpus_per_node(gpus, nodes)))
     return intra * COMM_EFFICIENCY
 
 
@@ -275,7 +280,7 @@ def comm_plan(t: Traffic, hardware: Hardware, *, grad_accum: int, gpus: int, nod
     """Hours each step's traffic takes on the links (before overlap with compute)."""
     ring = link_gbs(hardware, gpus, nodes, inter_node) * 1e9 * 3600
     host = host_link_gbs(hardware) * 1e9 * 3600
-    node_params = t.host_optimizer_params * math.ceil(gpus / nodes)
+    node_params = t.host_optimizer_params * gpus_per_node(gpus, nodes)
     return CommPlan(hours_per_micro_step=t.micro / ring + t.host_micro / host, grad_accum=grad_accum,
                     hours_per_step=t.step / ring + t.host_step / host,
                     host_optimizer_hours_per_step=node_params * HOST_ADAM_BYTES / (host_memory_gbs(hardware) * 1e9)
@@ -319,7 +324,7 @@ def layout_assumptions(shard: Sharding, method: Method, hardware: Hardware, timi
         src = hardware.interconnect_source or f"no link on file: assumed PCIe 4.0 x16, {FALLBACK_LINK_GBS:g} GB/s"
         link = f"{hardware.interconnect or 'pcie'} {hardware.interconnect_gbs or FALLBACK_LINK_GBS:g} GB/s per GPU ({src})"
         if nodes > 1:
-            net = node_network_gbs(inter_node, math.ceil(gpus / nodes))
+            net = node_network_gbs(inter_node, gpus_per_node(gpus, nodes))
             link += (f"; between nodes {inter_node} {net:g} GB/s per node, all NICs ({INTER_NODE[inter_node][2]}; "
                      "NCCL spreads its rings over them, NVIDIA/nccl#812); collectives run at the slower")
         lines.append(f"links: {link}; x{COMM_EFFICIENCY} sustained")
